@@ -1,0 +1,171 @@
+//! Build history items (`jobId = BUILD#<preset>#<buildVersion>`, `recordType = BUILD`):
+//! one per image build, feeding `kiln list` and the registry export.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::preset::Architecture;
+use crate::state::{BuildStatus, ImageState, Observation};
+use crate::time;
+
+pub const RECORD_TYPE_BUILD: &str = "BUILD";
+
+/// `BUILD#<preset>#<buildVersion>`.
+pub fn build_job_id(preset: &str, build_version: &str) -> String {
+    format!("BUILD#{preset}#{build_version}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildRecord {
+    pub job_id: String,
+    pub record_type: String,
+    pub preset: String,
+    #[serde(default)]
+    pub architecture: Option<Architecture>,
+    /// `1.0.42/3`.
+    pub build_version: String,
+    /// Image build version ARN.
+    pub build_id: String,
+    pub status: BuildStatus,
+    /// Last Image Builder state seen (by order, not arrival).
+    pub last_state: ImageState,
+    #[serde(with = "time::serde_secs")]
+    pub started_at: DateTime<Utc>,
+    #[serde(default, with = "time::serde_secs_opt")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// AVAILABLE | FAILED | CANCELLED once finished.
+    #[serde(default)]
+    pub outcome: Option<ImageState>,
+    #[serde(default)]
+    pub amis: BTreeMap<String, String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The TEST phase passed (validation tests ran and succeeded).
+    #[serde(default)]
+    pub validated: bool,
+    #[serde(default)]
+    pub size_gb: Option<u32>,
+}
+
+/// Folds one observation into a build's history item. Order-independent: start is the
+/// earliest time seen, the state is the highest-ranked one, AMIs come from AVAILABLE.
+pub fn apply_build(
+    current: Option<&BuildRecord>,
+    obs: &Observation,
+    build_version: &str,
+) -> Option<BuildRecord> {
+    let status = obs.state.build_status()?;
+    let at = time::truncate(obs.at);
+    let mut r = current.cloned().unwrap_or_else(|| BuildRecord {
+        job_id: build_job_id(&obs.preset, build_version),
+        record_type: RECORD_TYPE_BUILD.into(),
+        preset: obs.preset.clone(),
+        architecture: obs.architecture,
+        build_version: build_version.into(),
+        build_id: obs.build_id.clone(),
+        status,
+        last_state: obs.state,
+        started_at: at,
+        ended_at: None,
+        outcome: None,
+        amis: BTreeMap::new(),
+        reason: None,
+        validated: false,
+        size_gb: None,
+    });
+    let before = r.clone();
+    if at < r.started_at {
+        r.started_at = at;
+    }
+    if (obs.state.rank(), obs.state) > (r.last_state.rank(), r.last_state) {
+        r.last_state = obs.state;
+        r.status = status;
+    }
+    if obs.state.rank() > ImageState::Testing.rank()
+        && obs.state != ImageState::Failed
+        && obs.state != ImageState::Cancelled
+    {
+        // Reaching DISTRIBUTING or AVAILABLE means the TEST phase passed.
+        r.validated = true;
+    }
+    if obs.state.is_terminal() {
+        r.ended_at = Some(r.ended_at.map_or(at, |e| e.max(at)));
+        r.outcome = Some(r.last_state);
+        if obs.state == ImageState::Available && !obs.amis.is_empty() {
+            r.amis = obs.amis.clone();
+        }
+        if obs.state != ImageState::Available {
+            r.reason = obs.reason.clone().or(r.reason);
+        }
+    }
+    (r != before || current.is_none()).then_some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(state: ImageState, at: &str) -> Observation {
+        Observation {
+            preset: "p".into(),
+            architecture: Some(Architecture::X86_64),
+            state,
+            at: time::parse(at).unwrap(),
+            build_id: "arn:aws:imagebuilder:us-east-1:123456789012:image/p/1.0.0/1".into(),
+            amis: if state == ImageState::Available {
+                BTreeMap::from([("us-east-1".into(), "ami-1".into())])
+            } else {
+                BTreeMap::new()
+            },
+            home_region: "us-east-1".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn history_is_order_independent() {
+        let events = [
+            obs(ImageState::Building, "2026-01-01T00:00:00Z"),
+            obs(ImageState::Testing, "2026-01-01T00:10:00Z"),
+            obs(ImageState::Distributing, "2026-01-01T00:20:00Z"),
+            obs(ImageState::Available, "2026-01-01T00:30:00Z"),
+        ];
+        let fold = |order: &[usize]| {
+            let mut r: Option<BuildRecord> = None;
+            for &i in order {
+                if let Some(n) = apply_build(r.as_ref(), &events[i], "1.0.0/1") {
+                    r = Some(n);
+                }
+            }
+            r.unwrap()
+        };
+        let sorted = fold(&[0, 1, 2, 3]);
+        assert_eq!(sorted.status, BuildStatus::Ready);
+        assert!(sorted.validated);
+        assert_eq!(time::format(sorted.started_at), "2026-01-01T00:00:00Z");
+        assert_eq!(
+            sorted.ended_at.map(time::format).as_deref(),
+            Some("2026-01-01T00:30:00Z")
+        );
+        assert_eq!(fold(&[3, 1, 0, 2, 3]), sorted);
+        assert_eq!(fold(&[2, 3, 0, 1]), sorted);
+        // Duplicate delivery changes nothing.
+        assert!(apply_build(Some(&sorted), &events[3], "1.0.0/1").is_none());
+    }
+
+    #[test]
+    fn failure_in_test_is_not_validated() {
+        let mut r =
+            apply_build(None, &obs(ImageState::Testing, "2026-01-01T00:10:00Z"), "v").unwrap();
+        let mut failed = obs(ImageState::Failed, "2026-01-01T00:11:00Z");
+        failed.reason = Some("test failed".into());
+        r = apply_build(Some(&r), &failed, "v").unwrap();
+        assert_eq!(r.status, BuildStatus::Failed);
+        assert!(!r.validated);
+        assert_eq!(r.reason.as_deref(), Some("test failed"));
+        assert_eq!(r.outcome, Some(ImageState::Failed));
+    }
+}

@@ -1,0 +1,282 @@
+//! EC2 Image Builder state-change events in their EventBridge envelope.
+//!
+//! Tolerant of fields kiln does not read (AWS adds fields), strict on the ones it needs:
+//! source, detail-type, time, `resources[0]` (the image build version ARN) and
+//! `detail.state.status`. The event carries no AMI id: that comes from GetImage.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::state::ImageState;
+use crate::time;
+
+pub const SOURCE: &str = "aws.imagebuilder";
+pub const DETAIL_TYPE: &str = "EC2 Image Builder Image State Change";
+
+/// A parsed, checked state-change event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageStateChange {
+    /// EventBridge event id (for logs and de-duplication diagnostics).
+    pub id: Option<String>,
+    pub image: ImageArn,
+    pub state: ImageState,
+    pub previous: Option<ImageState>,
+    pub time: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+/// Why an event was rejected. Rejected events are logged and acknowledged, never retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("event is not JSON of the EventBridge envelope: {0}")]
+    Malformed(String),
+    #[error("event source is '{0}', expected '{SOURCE}'")]
+    WrongSource(String),
+    #[error("event detail-type is '{0}', expected '{DETAIL_TYPE}'")]
+    WrongDetailType(String),
+    #[error("event time '{0}' is not an RFC 3339 timestamp")]
+    BadTime(String),
+    #[error("event has no resources[0] (the image build version ARN)")]
+    NoResource,
+    #[error("resources[0] '{0}' is not an Image Builder image build version ARN")]
+    BadArn(String),
+    #[error("unknown image state '{0}'")]
+    UnknownState(String),
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    id: Option<String>,
+    source: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    time: String,
+    #[serde(default)]
+    resources: Vec<String>,
+    detail: Detail,
+}
+
+#[derive(Deserialize)]
+struct Detail {
+    state: StateDetail,
+    #[serde(rename = "previous-state", default)]
+    previous_state: Option<StateDetail>,
+}
+
+#[derive(Deserialize)]
+struct StateDetail {
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl ImageStateChange {
+    pub fn parse(json: &str) -> Result<Self, EventError> {
+        let envelope: Envelope =
+            serde_json::from_str(json).map_err(|e| EventError::Malformed(e.to_string()))?;
+        Self::from_envelope(envelope)
+    }
+
+    pub fn from_value(value: serde_json::Value) -> Result<Self, EventError> {
+        let envelope: Envelope =
+            serde_json::from_value(value).map_err(|e| EventError::Malformed(e.to_string()))?;
+        Self::from_envelope(envelope)
+    }
+
+    fn from_envelope(e: Envelope) -> Result<Self, EventError> {
+        if e.source != SOURCE {
+            return Err(EventError::WrongSource(e.source));
+        }
+        if e.detail_type != DETAIL_TYPE {
+            return Err(EventError::WrongDetailType(e.detail_type));
+        }
+        let at = time::parse(&e.time).map_err(|_| EventError::BadTime(e.time.clone()))?;
+        let arn = e.resources.first().ok_or(EventError::NoResource)?;
+        let image = ImageArn::parse(arn).ok_or_else(|| EventError::BadArn(arn.clone()))?;
+        let state = ImageState::parse(&e.detail.state.status)
+            .ok_or_else(|| EventError::UnknownState(e.detail.state.status.clone()))?;
+        // An unknown previous state is only informational: keep the event.
+        let previous = e
+            .detail
+            .previous_state
+            .as_ref()
+            .and_then(|p| ImageState::parse(&p.status));
+        Ok(ImageStateChange {
+            id: e.id,
+            image,
+            state,
+            previous,
+            time: at,
+            reason: e.detail.state.reason,
+        })
+    }
+}
+
+/// `arn:<partition>:imagebuilder:<region>:<account>:image/<recipe>/<x.y.z>/<build>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageArn {
+    pub arn: String,
+    pub region: String,
+    pub account: String,
+    pub recipe: String,
+    pub version: String,
+    pub build: u32,
+}
+
+impl ImageArn {
+    pub fn parse(arn: &str) -> Option<Self> {
+        let mut parts = arn.splitn(6, ':');
+        let (
+            Some("arn"),
+            Some(partition),
+            Some("imagebuilder"),
+            Some(region),
+            Some(account),
+            Some(resource),
+        ) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        )
+        else {
+            return None;
+        };
+        if !partition.starts_with("aws")
+            || region.is_empty()
+            || account.len() != 12
+            || !account.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let segments: Vec<&str> = resource.split('/').collect();
+        let ["image", recipe, version, build] = segments.as_slice() else {
+            return None;
+        };
+        let semver_ok =
+            version.split('.').count() == 3 && version.split('.').all(|p| p.parse::<u32>().is_ok());
+        if recipe.is_empty() || !semver_ok {
+            return None;
+        }
+        Some(ImageArn {
+            arn: arn.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+            recipe: (*recipe).to_owned(),
+            version: (*version).to_owned(),
+            build: build.parse().ok()?,
+        })
+    }
+
+    /// `1.0.3/4`: identifies the build within its recipe.
+    pub fn build_version(&self) -> String {
+        format!("{}/{}", self.version, self.build)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUILDING: &str = include_str!("../tests/fixtures/events/building.json");
+    const AVAILABLE: &str = include_str!("../tests/fixtures/events/available.json");
+    const FAILED: &str = include_str!("../tests/fixtures/events/failed.json");
+
+    #[test]
+    fn parses_real_shaped_events() {
+        let e = ImageStateChange::parse(AVAILABLE).unwrap();
+        assert_eq!(e.state, ImageState::Available);
+        assert_eq!(e.previous, Some(ImageState::Distributing));
+        assert_eq!(e.image.recipe, "linux-x64");
+        assert_eq!(e.image.build_version(), "1.0.42/3");
+        assert_eq!(time::format(e.time), "2026-01-27T12:00:00Z");
+        assert_eq!(
+            ImageStateChange::parse(BUILDING).unwrap().state,
+            ImageState::Building
+        );
+        let failed = ImageStateChange::parse(FAILED).unwrap();
+        assert_eq!(failed.state, ImageState::Failed);
+        assert!(failed.reason.unwrap().contains("validation"));
+    }
+
+    #[test]
+    fn tolerates_unknown_fields() {
+        let mut v: serde_json::Value = serde_json::from_str(AVAILABLE).unwrap();
+        v["detail"]["somethingNew"] = serde_json::json!({"x": 1});
+        v["extra"] = serde_json::json!(true);
+        assert!(ImageStateChange::from_value(v).is_ok());
+    }
+
+    #[test]
+    fn strict_on_needed_fields() {
+        let base: serde_json::Value = serde_json::from_str(AVAILABLE).unwrap();
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = base.clone();
+            f(&mut v);
+            ImageStateChange::from_value(v).unwrap_err()
+        };
+        assert!(matches!(
+            with(&|v| v["source"] = "aws.ec2".into()),
+            EventError::WrongSource(_)
+        ));
+        assert!(matches!(
+            with(&|v| v["detail-type"] = "Other".into()),
+            EventError::WrongDetailType(_)
+        ));
+        assert!(matches!(
+            with(&|v| v["time"] = "yesterday".into()),
+            EventError::BadTime(_)
+        ));
+        assert!(matches!(
+            with(&|v| v["resources"] = serde_json::json!([])),
+            EventError::NoResource
+        ));
+        assert!(matches!(
+            with(&|v| v["resources"] = serde_json::json!([
+                "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/x"
+            ])),
+            EventError::BadArn(_)
+        ));
+        assert!(matches!(
+            with(&|v| v["detail"]["state"]["status"] = "EXPLODED".into()),
+            EventError::UnknownState(_)
+        ));
+        assert!(matches!(
+            with(&|v| v
+                .as_object_mut()
+                .unwrap()
+                .remove("detail")
+                .map(drop)
+                .unwrap()),
+            EventError::Malformed(_)
+        ));
+        assert!(matches!(
+            ImageStateChange::parse("not json"),
+            Err(EventError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn arn_parsing() {
+        let a = ImageArn::parse(
+            "arn:aws:imagebuilder:eu-west-1:123456789012:image/r-research-arm64/1.0.7/12",
+        )
+        .unwrap();
+        assert_eq!(
+            (a.region.as_str(), a.recipe.as_str(), a.build),
+            ("eu-west-1", "r-research-arm64", 12)
+        );
+        for bad in [
+            "arn:aws:imagebuilder:eu-west-1:123456789012:image/r/1.0/12",
+            "arn:aws:imagebuilder:eu-west-1:12345:image/r/1.0.0/12",
+            "arn:aws:imagebuilder:eu-west-1:123456789012:image/r/1.0.0/x",
+            "arn:aws:ec2:eu-west-1:123456789012:image/r/1.0.0/1",
+            "",
+        ] {
+            assert!(ImageArn::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

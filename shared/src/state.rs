@@ -1,0 +1,326 @@
+//! The per-preset AMI state record and the pure state machine that advances it.
+//!
+//! A record holds two last-writer-wins registers, each guarded by an ordering key
+//! derived from the event (never the handler's clock):
+//!
+//! - the **status** register (`status`, `updatedAt`, `buildId`, `reason`), advanced by
+//!   any newer observation;
+//! - the **AMI** register (`amiId`, `amis`, `amiBuildId`, `amiUpdatedAt`), advanced
+//!   only by a newer AVAILABLE observation.
+//!
+//! Each register is the maximum of what has been observed, so any permutation or
+//! duplication of a build's events converges to the record the sorted stream gives.
+//! A rebuild's BUILDING therefore keeps the previous AMI, and a late AVAILABLE of an
+//! older build can still fill in an AMI without rolling the status back.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::preset::Architecture;
+use crate::time;
+
+/// Status of an AMI record (`status` attribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    Building,
+    Ready,
+    Failed,
+}
+
+impl BuildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Building => "building",
+            BuildStatus::Ready => "ready",
+            BuildStatus::Failed => "failed",
+        }
+    }
+}
+
+/// EC2 Image Builder image status (`ImageStatus` in the API, `state.status` in events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ImageState {
+    Pending,
+    Creating,
+    Building,
+    Testing,
+    Distributing,
+    Integrating,
+    Available,
+    Failed,
+    Cancelled,
+    Deprecated,
+    Deleted,
+    Disabled,
+}
+
+impl ImageState {
+    pub const ALL: [ImageState; 12] = [
+        ImageState::Pending,
+        ImageState::Creating,
+        ImageState::Building,
+        ImageState::Testing,
+        ImageState::Distributing,
+        ImageState::Integrating,
+        ImageState::Available,
+        ImageState::Failed,
+        ImageState::Cancelled,
+        ImageState::Deprecated,
+        ImageState::Deleted,
+        ImageState::Disabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageState::Pending => "PENDING",
+            ImageState::Creating => "CREATING",
+            ImageState::Building => "BUILDING",
+            ImageState::Testing => "TESTING",
+            ImageState::Distributing => "DISTRIBUTING",
+            ImageState::Integrating => "INTEGRATING",
+            ImageState::Available => "AVAILABLE",
+            ImageState::Failed => "FAILED",
+            ImageState::Cancelled => "CANCELLED",
+            ImageState::Deprecated => "DEPRECATED",
+            ImageState::Deleted => "DELETED",
+            ImageState::Disabled => "DISABLED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// What the record's status becomes; `None` for lifecycle states after the build
+    /// (deprecation, deletion) that say nothing about readiness.
+    pub fn build_status(self) -> Option<BuildStatus> {
+        match self {
+            ImageState::Pending
+            | ImageState::Creating
+            | ImageState::Building
+            | ImageState::Testing
+            | ImageState::Distributing
+            | ImageState::Integrating => Some(BuildStatus::Building),
+            ImageState::Available => Some(BuildStatus::Ready),
+            ImageState::Failed | ImageState::Cancelled => Some(BuildStatus::Failed),
+            ImageState::Deprecated | ImageState::Deleted | ImageState::Disabled => None,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ImageState::Available | ImageState::Failed | ImageState::Cancelled
+        )
+    }
+
+    /// Lifecycle position: breaks ties between events of the same second (EventBridge
+    /// `time` has second precision), so TESTING and AVAILABLE in one second order right.
+    pub fn rank(self) -> u8 {
+        match self {
+            ImageState::Pending => 1,
+            ImageState::Creating => 2,
+            ImageState::Building => 3,
+            ImageState::Testing => 4,
+            ImageState::Distributing => 5,
+            ImageState::Integrating => 6,
+            ImageState::Available | ImageState::Failed | ImageState::Cancelled => 9,
+            ImageState::Deprecated | ImageState::Deleted | ImageState::Disabled => 10,
+        }
+    }
+}
+
+impl fmt::Display for ImageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kiln learnt about one build at one moment: from an event plus GetImage, or
+/// from reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub preset: String,
+    pub architecture: Option<Architecture>,
+    pub state: ImageState,
+    /// Event time (EventBridge `time`) or the image's `dateCreated`/last-seen time.
+    pub at: DateTime<Utc>,
+    /// Image build version ARN.
+    pub build_id: String,
+    /// Region → AMI; only meaningful for AVAILABLE.
+    pub amis: BTreeMap<String, String>,
+    /// Region whose AMI becomes `amiId`.
+    pub home_region: String,
+    pub reason: Option<String>,
+}
+
+impl Observation {
+    /// Total order of observations of one preset: time, then lifecycle rank, then the
+    /// build id (two builds in one second still order the same way everywhere). Fixed
+    /// width, so string comparison — in DynamoDB conditions too — is the same order.
+    pub fn order_key(&self) -> String {
+        format!(
+            "{}#{:02}#{}",
+            time::format(time::truncate(self.at)),
+            self.state.rank(),
+            self.build_id
+        )
+    }
+}
+
+/// `jobId` of the AMI record of a preset.
+pub fn ami_job_id(preset: &str) -> String {
+    format!("AMI#{preset}")
+}
+
+/// The AMI state item (`jobId = AMI#<preset>`, `sk = LATEST`, `recordType = AMI`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmiRecord {
+    pub job_id: String,
+    pub sk: String,
+    pub record_type: String,
+    pub preset: String,
+    #[serde(default)]
+    pub architecture: Option<Architecture>,
+    pub status: BuildStatus,
+    /// Home-region AMI, or null before the first successful build.
+    pub ami_id: Option<String>,
+    #[serde(default)]
+    pub amis: BTreeMap<String, String>,
+    /// Image build version ARN of the build the status is about.
+    pub build_id: Option<String>,
+    /// The event's time, not the handler's clock.
+    #[serde(with = "time::serde_secs")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Guard of the status register (see module docs).
+    pub order_key: String,
+    /// Guard of the AMI register; null until the first AVAILABLE.
+    #[serde(default)]
+    pub ami_order_key: Option<String>,
+    #[serde(default)]
+    pub ami_build_id: Option<String>,
+    #[serde(default, with = "time::serde_secs_opt")]
+    pub ami_updated_at: Option<DateTime<Utc>>,
+}
+
+pub const RECORD_TYPE_AMI: &str = "AMI";
+pub const SK_LATEST: &str = "LATEST";
+
+impl AmiRecord {
+    /// The record `preset-init` creates before any build: building, no AMI. Its order
+    /// key sorts before every real observation of the same second (rank 00).
+    pub fn initial(preset: &str, architecture: Option<Architecture>, now: DateTime<Utc>) -> Self {
+        let now = time::truncate(now);
+        AmiRecord {
+            job_id: ami_job_id(preset),
+            sk: SK_LATEST.into(),
+            record_type: RECORD_TYPE_AMI.into(),
+            preset: preset.into(),
+            architecture,
+            status: BuildStatus::Building,
+            ami_id: None,
+            amis: BTreeMap::new(),
+            build_id: None,
+            updated_at: now,
+            reason: None,
+            order_key: format!("{}#00#init", time::format(now)),
+            ami_order_key: None,
+            ami_build_id: None,
+            ami_updated_at: None,
+        }
+    }
+}
+
+/// Why an observation changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoOp {
+    /// Same ordering key as what is stored: a duplicate delivery.
+    Duplicate,
+    /// Older than what is stored (and, for AVAILABLE, older than the stored AMI).
+    OutOfOrder,
+    /// A state that says nothing about readiness (DEPRECATED, DELETED, DISABLED).
+    Irrelevant,
+}
+
+/// The outcome of applying an observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// Store this record (conditionally on the previous one being unchanged).
+    Write {
+        record: Box<AmiRecord>,
+        /// The AMI register advanced: SSM configs must point at the new AMIs.
+        ami_changed: bool,
+    },
+    NoOp(NoOp),
+}
+
+/// The state machine: (current record, observation) → new record or no-op.
+pub fn apply(current: Option<&AmiRecord>, obs: &Observation) -> Transition {
+    let Some(status) = obs.state.build_status() else {
+        return Transition::NoOp(NoOp::Irrelevant);
+    };
+    let key = obs.order_key();
+    let status_advances = current.is_none_or(|c| key > c.order_key);
+    let ami_advances = obs.state == ImageState::Available
+        && !obs.amis.is_empty()
+        && current.is_none_or(|c| c.ami_order_key.as_ref().is_none_or(|k| key > *k));
+    if !status_advances && !ami_advances {
+        let duplicate =
+            current.is_some_and(|c| c.order_key == key || c.ami_order_key.as_deref() == Some(&key));
+        return Transition::NoOp(if duplicate {
+            NoOp::Duplicate
+        } else {
+            NoOp::OutOfOrder
+        });
+    }
+    let mut record = match current {
+        Some(c) => c.clone(),
+        None => AmiRecord::initial(&obs.preset, obs.architecture, obs.at),
+    };
+    if record.architecture.is_none() {
+        record.architecture = obs.architecture;
+    }
+    if status_advances {
+        record.status = status;
+        record.updated_at = time::truncate(obs.at);
+        record.build_id = Some(obs.build_id.clone());
+        record.order_key = key.clone();
+        record.reason = match status {
+            BuildStatus::Failed => Some(
+                obs.reason
+                    .clone()
+                    .filter(|r| !r.trim().is_empty())
+                    .unwrap_or_else(|| {
+                        format!("image build {}", obs.state.as_str().to_lowercase())
+                    }),
+            ),
+            _ => None,
+        };
+    }
+    if ami_advances {
+        record.amis = obs.amis.clone();
+        record.ami_id = obs
+            .amis
+            .get(&obs.home_region)
+            .or_else(|| obs.amis.values().next())
+            .cloned();
+        record.ami_build_id = Some(obs.build_id.clone());
+        record.ami_updated_at = Some(time::truncate(obs.at));
+        record.ami_order_key = Some(key);
+    }
+    Transition::Write {
+        record: Box::new(record),
+        ami_changed: ami_advances,
+    }
+}
+
+#[cfg(test)]
+mod tests;
