@@ -52,7 +52,10 @@ fn precedence_failed_over_building_over_missing_ami() {
         report(&[ready.clone(), no_ami]).status,
         OverallStatus::Degraded
     );
-    assert_eq!(report(&[ready.clone()]).status, OverallStatus::Ready);
+    assert_eq!(
+        report(std::slice::from_ref(&ready)).status,
+        OverallStatus::Ready
+    );
     assert_eq!(report(&[building]).status, OverallStatus::Building);
     assert_eq!(report(&[failed]).status, OverallStatus::Degraded);
 }

@@ -1,0 +1,23 @@
+# Two commands matter: `make dev` and `make test`. Both install what is missing first.
+.PHONY: dev test setup bench soak fuzz fmt
+
+dev:
+	@bash scripts/dev.sh
+
+test:
+	@bash scripts/test.sh
+
+setup:
+	@bash scripts/setup.sh
+
+bench:
+	@bash scripts/bench.sh
+
+soak:
+	@bash scripts/soak.sh
+
+fuzz:
+	@bash scripts/fuzz.sh
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite: what `make test` and CI run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+source scripts/env.sh
+# Tests that need an external tool fail (rather than skip) when it is missing.
+export KILN_REQUIRE_TOOLS=1
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "wasm32 build check: shared, web"
+( kiln_wasm_env; cargo build --locked --target wasm32-unknown-unknown -p kiln-shared -p kiln-web )
+
+if [ -x scripts/build-edge.sh ]; then
+  step "edge: worker-build (wasm)"
+  bash scripts/build-edge.sh
+fi
+
+step "cargo test"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
