@@ -10,6 +10,13 @@ use sha2::Sha256;
 
 pub const TIMESTAMP_HEADER: &str = "x-kiln-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-kiln-signature";
+/// Path the edge requests from the origin (`GET {ORIGIN_URL}/status`), signed as such.
+pub const ORIGIN_STATUS_PATH: &str = "/status";
+/// The origin signs its response body with this pseudo-method and
+/// [`ORIGIN_STATUS_PATH`], so a response cannot be replayed as a request.
+pub const RESPONSE_METHOD: &str = "RESPONSE";
+/// Where the Lambdas push snapshots to the edge (`POST {EDGE_URL}/ingest`).
+pub const INGEST_PATH: &str = "/ingest";
 /// Default accepted clock skew / request age, seconds.
 pub const DEFAULT_WINDOW_SECS: i64 = 300;
 const SCHEME: &str = "v1=";
