@@ -77,8 +77,10 @@ cargo_install cfn-guard "$CFN_GUARD_VERSION" cfn-guard --locked
 node_dir="$ROOT/tools/node"
 want=$(hash_of "$node_dir/package-lock.json")
 if ! stamp_ok "$node_dir/node_modules/.kiln-stamp" "$want"; then
-  say "npm ci (wrangler, node 22, DynamoDB Local)"
-  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  say "npm install (wrangler, node 22, DynamoDB Local)"
+  # `npm ci` trips over workerd's other-platform optional deps missing from the lock
+  # (npm 11); install --no-save installs exactly the locked versions instead.
+  (cd "$node_dir" && npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$want" >"$node_dir/node_modules/.kiln-stamp"
 fi
 
