@@ -1,0 +1,357 @@
+//! `kiln build` / `kiln build-all`: start pipeline executions and, with `--wait`, follow
+//! each image through its states until it is available or fails.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use aws_sdk_imagebuilder::Client;
+use aws_sdk_imagebuilder::types::Filter;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln_shared::ImageState;
+
+use crate::aws::describe;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "no pipeline '{pipeline}' for preset '{preset}': is the stack deployed with prefix '{prefix}'?"
+    )]
+    NoPipeline {
+        preset: String,
+        prefix: String,
+        pipeline: String,
+    },
+    #[error("no pipelines named '{prefix}-*': is the stack deployed with this prefix?")]
+    NoPipelines { prefix: String },
+    #[error("listing pipelines: {0}")]
+    List(String),
+    #[error("starting {pipeline}: {message}")]
+    Start { pipeline: String, message: String },
+    #[error("{pipeline}: Image Builder returned no image build version ARN")]
+    NoImageArn { pipeline: String },
+}
+
+/// A pipeline of the deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    /// Preset name (pipeline name without `<prefix>-`).
+    pub preset: String,
+    pub name: String,
+    pub arn: String,
+}
+
+/// Every pipeline named `<prefix>-*`, sorted by name.
+pub async fn pipelines(client: &Client, prefix: &str) -> Result<Vec<Pipeline>, BuildError> {
+    list(client, prefix, None).await
+}
+
+async fn list(
+    client: &Client,
+    prefix: &str,
+    exact: Option<&str>,
+) -> Result<Vec<Pipeline>, BuildError> {
+    let mut request = client.list_image_pipelines();
+    if let Some(name) = exact {
+        request = request.filters(Filter::builder().name("name").values(name).build());
+    }
+    let mut pages = request.into_paginator().send();
+    let mut out = Vec::new();
+    let start = format!("{prefix}-");
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| BuildError::List(describe(e)))?;
+        for p in page.image_pipeline_list() {
+            if let (Some(name), Some(arn)) = (p.name(), p.arn())
+                && let Some(preset) = name.strip_prefix(&start)
+                && exact.is_none_or(|e| e == name)
+            {
+                out.push(Pipeline {
+                    preset: preset.to_owned(),
+                    name: name.to_owned(),
+                    arn: arn.to_owned(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The pipeline of one preset.
+pub async fn pipeline(client: &Client, prefix: &str, preset: &str) -> Result<Pipeline, BuildError> {
+    let name = format!("{prefix}-{preset}");
+    list(client, prefix, Some(&name))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(BuildError::NoPipeline {
+            preset: preset.to_owned(),
+            prefix: prefix.to_owned(),
+            pipeline: name,
+        })
+}
+
+/// Starts an execution; returns the image build version ARN.
+pub async fn start(client: &Client, pipeline: &Pipeline) -> Result<String, BuildError> {
+    let out = client
+        .start_image_pipeline_execution()
+        .image_pipeline_arn(&pipeline.arn)
+        .send()
+        .await
+        .map_err(|e| BuildError::Start {
+            pipeline: pipeline.name.clone(),
+            message: describe(e),
+        })?;
+    out.image_build_version_arn()
+        .map(str::to_owned)
+        .ok_or_else(|| BuildError::NoImageArn {
+            pipeline: pipeline.name.clone(),
+        })
+}
+
+/// How a followed build ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Available { amis: BTreeMap<String, String> },
+    Failed { state: String, reason: String },
+    TimedOut { last_state: String },
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Available { .. })
+    }
+}
+
+/// One poll of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub state: String,
+    pub reason: Option<String>,
+    pub amis: BTreeMap<String, String>,
+}
+
+pub async fn poll(client: &Client, image_arn: &str) -> Result<Snapshot, String> {
+    let out = client
+        .get_image()
+        .image_build_version_arn(image_arn)
+        .send()
+        .await
+        .map_err(describe)?;
+    let image = out.image().ok_or("GetImage returned no image")?;
+    let state = image.state();
+    Ok(Snapshot {
+        state: state
+            .and_then(|s| s.status())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "PENDING".into()),
+        reason: state.and_then(|s| s.reason()).map(str::to_owned),
+        amis: image
+            .output_resources()
+            .map(|o| {
+                o.amis()
+                    .iter()
+                    .filter_map(|a| Some((a.region()?.to_owned(), a.image()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+/// Progress steps shown for a build.
+const STEPS: [&str; 5] = [
+    "PENDING",
+    "BUILDING",
+    "TESTING",
+    "DISTRIBUTING",
+    "AVAILABLE",
+];
+
+fn step_of(state: &str) -> u64 {
+    match ImageState::parse(state) {
+        Some(ImageState::Pending | ImageState::Creating) => 0,
+        Some(ImageState::Building) => 1,
+        Some(ImageState::Testing) => 2,
+        Some(ImageState::Distributing | ImageState::Integrating) => 3,
+        Some(ImageState::Available) => 4,
+        _ => 0,
+    }
+}
+
+/// Follows one image until it ends or `timeout` passes. Transient poll errors are
+/// retried until the deadline (a throttled GetImage must not fail a 40-minute wait).
+pub async fn follow(
+    client: &Client,
+    image_arn: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut on_change: impl FnMut(&Snapshot),
+) -> Outcome {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_state = "PENDING".to_owned();
+    loop {
+        let last_error = match poll(client, image_arn).await {
+            Ok(snapshot) => {
+                if snapshot.state != last_state {
+                    on_change(&snapshot);
+                    last_state = snapshot.state.clone();
+                }
+                match ImageState::parse(&snapshot.state) {
+                    Some(ImageState::Available) => {
+                        return Outcome::Available {
+                            amis: snapshot.amis,
+                        };
+                    }
+                    Some(s) if s.is_terminal() => {
+                        return Outcome::Failed {
+                            state: snapshot.state,
+                            reason: snapshot
+                                .reason
+                                .unwrap_or_else(|| "Image Builder gave no reason".into()),
+                        };
+                    }
+                    _ => {}
+                }
+                None
+            }
+            Err(e) => Some(e),
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Outcome::TimedOut {
+                last_state: match last_error {
+                    Some(e) => format!("{last_state}; last error: {e}"),
+                    None => last_state,
+                },
+            };
+        }
+        tokio::time::sleep(interval.min(deadline - now)).await;
+    }
+}
+
+/// A started build and how it ended.
+#[derive(Debug, Clone)]
+pub struct Followed {
+    pub preset: String,
+    pub image_arn: String,
+    pub outcome: Outcome,
+}
+
+/// Follows several builds at once with one progress line each (plain lines when
+/// stderr is not a terminal, so CI logs show every transition).
+pub async fn follow_all(
+    client: &Client,
+    started: Vec<(String, String)>,
+    timeout: Duration,
+    interval: Duration,
+) -> Vec<Followed> {
+    let tty = std::io::stderr().is_terminal();
+    let multi = MultiProgress::with_draw_target(if tty {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template("{spinner} {prefix:<28} [{bar:20}] {msg} ({elapsed})")
+        .expect("template parses")
+        .progress_chars("=> ");
+    let width = started.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    let tasks = started.into_iter().map(|(preset, image_arn)| {
+        let bar = multi.add(ProgressBar::new((STEPS.len() - 1) as u64));
+        bar.set_style(style.clone());
+        bar.set_prefix(preset.clone());
+        bar.set_message("PENDING");
+        bar.enable_steady_tick(Duration::from_millis(200));
+        async move {
+            let outcome = follow(client, &image_arn, timeout, interval, |s| {
+                bar.set_position(step_of(&s.state));
+                bar.set_message(s.state.clone());
+                if !tty {
+                    eprintln!("{preset:<width$}  {}", s.state);
+                }
+            })
+            .await;
+            let message = match &outcome {
+                Outcome::Available { .. } => "AVAILABLE".to_owned(),
+                Outcome::Failed { state, reason } => format!("{state}: {reason}"),
+                Outcome::TimedOut { last_state } => format!("timed out in {last_state}"),
+            };
+            bar.finish_with_message(message);
+            Followed {
+                preset,
+                image_arn,
+                outcome,
+            }
+        }
+    });
+    futures::future::join_all(tasks).await
+}
+
+/// The final report: one line per build, AMIs per region.
+pub fn render_outcomes(followed: &[Followed]) -> String {
+    let mut out = String::new();
+    for f in followed {
+        match &f.outcome {
+            Outcome::Available { amis } => {
+                let amis: Vec<String> = amis.iter().map(|(r, a)| format!("{r}={a}")).collect();
+                out.push_str(&format!("{}: available: {}\n", f.preset, amis.join(" ")));
+            }
+            Outcome::Failed { state, reason } => out.push_str(&format!(
+                "{}: {}: {reason} ({})\n",
+                f.preset,
+                state.to_ascii_lowercase(),
+                f.image_arn
+            )),
+            Outcome::TimedOut { last_state } => out.push_str(&format!(
+                "{}: still {last_state} when the wait timed out ({})\n",
+                f.preset, f.image_arn
+            )),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_the_state_order() {
+        let order: Vec<u64> = [
+            "PENDING",
+            "BUILDING",
+            "TESTING",
+            "DISTRIBUTING",
+            "AVAILABLE",
+        ]
+        .iter()
+        .map(|s| step_of(s))
+        .collect();
+        assert_eq!(order, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn outcome_report_names_the_reason() {
+        let text = render_outcomes(&[
+            Followed {
+                preset: "a".into(),
+                image_arn: "arn:a".into(),
+                outcome: Outcome::Failed {
+                    state: "FAILED".into(),
+                    reason: "test docker failed".into(),
+                },
+            },
+            Followed {
+                preset: "b".into(),
+                image_arn: "arn:b".into(),
+                outcome: Outcome::Available {
+                    amis: BTreeMap::from([("us-east-1".into(), "ami-1".into())]),
+                },
+            },
+        ]);
+        assert!(
+            text.contains("a: failed: test docker failed (arn:a)"),
+            "{text}"
+        );
+        assert!(text.contains("b: available: us-east-1=ami-1"), "{text}");
+    }
+}

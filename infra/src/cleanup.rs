@@ -1,0 +1,359 @@
+//! `kiln cleanup`: deregister old AMIs and delete their snapshots, per preset and region.
+//!
+//! The plan is pure (and unit-tested); the AWS side only lists and executes it. An AMI
+//! is never deleted while a runner config in SSM or the state table points at it, even
+//! if it is older than the newest N.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_ec2::types::Filter;
+
+use crate::aws::describe;
+use crate::history;
+use crate::template::{TAG_PREFIX, TAG_PRESET};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("{region}: listing AMIs: {message}")]
+    ListImages { region: String, message: String },
+    #[error("{region}: reading runner configs under {path}: {message}")]
+    ReadConfigs {
+        region: String,
+        path: String,
+        message: String,
+    },
+    #[error("reading AMI records (the latest ready AMIs) from the state table: {0}")]
+    ReadRecords(#[from] history::HistoryError),
+}
+
+/// One of kiln's AMIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    pub preset: String,
+    pub region: String,
+    /// ISO-8601, as EC2 reports it (sorts as time).
+    pub created: String,
+    pub snapshots: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeepReason {
+    /// Among the newest N of its preset and region (1 = newest).
+    Latest(usize),
+    /// Referenced; says by what.
+    InUse(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub keep: Vec<(Image, KeepReason)>,
+    pub delete: Vec<Image>,
+}
+
+/// Decides what to delete: per (preset, region) keep the newest `keep_latest`, and
+/// anything in `in_use` (AMI id → who references it).
+pub fn plan(images: Vec<Image>, keep_latest: usize, in_use: &BTreeMap<String, String>) -> Plan {
+    let mut groups: BTreeMap<(String, String), Vec<Image>> = BTreeMap::new();
+    for image in images {
+        groups
+            .entry((image.preset.clone(), image.region.clone()))
+            .or_default()
+            .push(image);
+    }
+    let mut out = Plan::default();
+    for (_, mut group) in groups {
+        group.sort_by(|a, b| (&b.created, &b.id).cmp(&(&a.created, &a.id)));
+        for (i, image) in group.into_iter().enumerate() {
+            if i < keep_latest {
+                out.keep.push((image, KeepReason::Latest(i + 1)));
+            } else if let Some(user) = in_use.get(&image.id) {
+                let user = user.clone();
+                out.keep.push((image, KeepReason::InUse(user)));
+            } else {
+                out.delete.push(image);
+            }
+        }
+    }
+    out
+}
+
+impl Plan {
+    pub fn render(&self, dry_run: bool) -> String {
+        let mut out = String::new();
+        for (image, why) in &self.keep {
+            let why = match why {
+                KeepReason::Latest(n) => format!("newest #{n}"),
+                KeepReason::InUse(by) => format!("in use by {by}"),
+            };
+            out.push_str(&format!(
+                "keep    {} {} {} ({}, created {})\n",
+                image.region, image.preset, image.id, why, image.created
+            ));
+        }
+        let verb = if dry_run { "would delete" } else { "delete" };
+        for image in &self.delete {
+            out.push_str(&format!(
+                "{verb} {} {} {} ({}, created {}; snapshots: {})\n",
+                image.region,
+                image.preset,
+                image.id,
+                image.name,
+                image.created,
+                if image.snapshots.is_empty() {
+                    "none".to_owned()
+                } else {
+                    image.snapshots.join(", ")
+                }
+            ));
+        }
+        out.push_str(&format!(
+            "{} AMI{} to delete, {} kept{}\n",
+            self.delete.len(),
+            if self.delete.len() == 1 { "" } else { "s" },
+            self.keep.len(),
+            if dry_run {
+                " (dry run: nothing changed)"
+            } else {
+                ""
+            }
+        ));
+        out
+    }
+}
+
+/// kiln's AMIs in one region (all pages).
+pub async fn list_images(
+    ec2: &aws_sdk_ec2::Client,
+    region: &str,
+    prefix: &str,
+) -> Result<Vec<Image>, CleanupError> {
+    let mut pages = ec2
+        .describe_images()
+        .owners("self")
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{TAG_PREFIX}"))
+                .values(prefix)
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| CleanupError::ListImages {
+            region: region.to_owned(),
+            message: describe(e),
+        })?;
+        for image in page.images() {
+            let tag = |key: &str| {
+                image
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(key))
+                    .and_then(|t| t.value())
+                    .map(str::to_owned)
+            };
+            // The prefix filter already matched; an image without a preset tag was
+            // not made by kiln's pipelines, so it is not ours to delete.
+            let (Some(id), Some(preset)) = (image.image_id(), tag(TAG_PRESET)) else {
+                continue;
+            };
+            out.push(Image {
+                id: id.to_owned(),
+                name: image.name().unwrap_or_default().to_owned(),
+                preset,
+                region: region.to_owned(),
+                created: image.creation_date().unwrap_or_default().to_owned(),
+                snapshots: image
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
+                    .map(str::to_owned)
+                    .collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// AMI ids the runner configs of one region point at (`amiId`), with the parameter.
+pub async fn referenced_by_configs(
+    ssm: &aws_sdk_ssm::Client,
+    region: &str,
+    prefix: &str,
+) -> Result<BTreeMap<String, String>, CleanupError> {
+    let path = format!("/{prefix}/configs/");
+    let mut pages = ssm
+        .get_parameters_by_path()
+        .path(&path)
+        .recursive(true)
+        .into_paginator()
+        .send();
+    let mut out = BTreeMap::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| CleanupError::ReadConfigs {
+            region: region.to_owned(),
+            path: path.clone(),
+            message: describe(e),
+        })?;
+        for p in page.parameters() {
+            if let (Some(name), Some(value)) = (p.name(), p.value())
+                && let Some(ami) = kiln_shared::runner_config::ami_of(value)
+            {
+                out.insert(ami, format!("runner config {name} ({region})"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// AMI ids of the AMI records (each preset's latest ready image, every region).
+pub async fn referenced_by_records(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<BTreeMap<String, String>, CleanupError> {
+    let items = history::query_record_type(dynamodb, table, "AMI").await?;
+    let mut out = BTreeMap::new();
+    for item in items {
+        let preset = match item.get("preset") {
+            Some(AttributeValue::S(p)) => p.clone(),
+            _ => "?".into(),
+        };
+        let mut add = |ami: &str| {
+            out.insert(
+                ami.to_owned(),
+                format!("the latest ready image of {preset} (state table)"),
+            );
+        };
+        if let Some(AttributeValue::S(ami)) = item.get("amiId") {
+            add(ami);
+        }
+        if let Some(AttributeValue::M(amis)) = item.get("amis") {
+            for v in amis.values() {
+                if let AttributeValue::S(ami) = v {
+                    add(ami);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What went wrong deleting one image; the rest of the plan still runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub image: String,
+    pub region: String,
+    pub message: String,
+}
+
+/// Deregisters each image, then deletes its snapshots (a snapshot of a registered AMI
+/// cannot be deleted). Returns the failures.
+pub async fn execute(
+    clients: &BTreeMap<String, aws_sdk_ec2::Client>,
+    plan: &Plan,
+    mut log: impl FnMut(&str),
+) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for image in &plan.delete {
+        let Some(ec2) = clients.get(&image.region) else {
+            continue;
+        };
+        let fail = |message: String| Failure {
+            image: image.id.clone(),
+            region: image.region.clone(),
+            message,
+        };
+        if let Err(e) = ec2.deregister_image().image_id(&image.id).send().await {
+            failures.push(fail(format!("deregister: {}", describe(e))));
+            continue;
+        }
+        log(&format!(
+            "deregistered {} {} {}",
+            image.region, image.preset, image.id
+        ));
+        for snapshot in &image.snapshots {
+            match ec2.delete_snapshot().snapshot_id(snapshot).send().await {
+                Ok(_) => log(&format!("deleted snapshot {} {snapshot}", image.region)),
+                Err(e) => {
+                    failures.push(fail(format!("delete snapshot {snapshot}: {}", describe(e))))
+                }
+            }
+        }
+    }
+    failures
+}
+
+/// Distinct regions, in order given.
+pub fn unique_regions(regions: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    regions
+        .iter()
+        .filter(|r| seen.insert(r.as_str()))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, preset: &str, region: &str, created: &str) -> Image {
+        Image {
+            id: id.into(),
+            name: format!("n-{id}"),
+            preset: preset.into(),
+            region: region.into(),
+            created: created.into(),
+            snapshots: vec![format!("snap-{id}")],
+        }
+    }
+
+    #[test]
+    fn keeps_newest_per_preset_and_region_and_anything_in_use() {
+        let images = vec![
+            image("ami-a1", "a", "us-east-1", "2026-01-01T00:00:00.000Z"),
+            image("ami-a3", "a", "us-east-1", "2026-01-03T00:00:00.000Z"),
+            image("ami-a2", "a", "us-east-1", "2026-01-02T00:00:00.000Z"),
+            image("ami-a0", "a", "us-east-1", "2025-12-31T00:00:00.000Z"),
+            image("ami-e1", "a", "eu-west-1", "2026-01-01T00:00:00.000Z"),
+            image("ami-b1", "b", "us-east-1", "2026-01-01T00:00:00.000Z"),
+            image("ami-b2", "b", "us-east-1", "2026-01-05T00:00:00.000Z"),
+        ];
+        let in_use =
+            BTreeMap::from([("ami-a1".to_owned(), "runner config /p/configs/a".to_owned())]);
+        let p = plan(images, 1, &in_use);
+        let deleted: BTreeSet<&str> = p.delete.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(deleted, BTreeSet::from(["ami-a2", "ami-a0", "ami-b1"]));
+        let kept: BTreeMap<&str, &KeepReason> =
+            p.keep.iter().map(|(i, r)| (i.id.as_str(), r)).collect();
+        assert_eq!(kept["ami-a3"], &KeepReason::Latest(1));
+        assert_eq!(
+            kept["ami-e1"],
+            &KeepReason::Latest(1),
+            "regions are separate groups"
+        );
+        assert_eq!(kept["ami-b2"], &KeepReason::Latest(1));
+        assert!(matches!(kept["ami-a1"], KeepReason::InUse(by) if by.contains("/p/configs/a")));
+        let text = p.render(true);
+        assert!(text.contains("would delete us-east-1 a ami-a2"), "{text}");
+        assert!(
+            text.contains("3 AMIs to delete, 4 kept (dry run: nothing changed)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn keep_latest_larger_than_group_deletes_nothing() {
+        let images = vec![
+            image("ami-1", "a", "us-east-1", "2026-01-01T00:00:00Z"),
+            image("ami-2", "a", "us-east-1", "2026-01-02T00:00:00Z"),
+        ];
+        let p = plan(images, 5, &BTreeMap::new());
+        assert!(p.delete.is_empty());
+        assert_eq!(p.keep.len(), 2);
+    }
+}

@@ -1,0 +1,227 @@
+//! The `kiln` command line: clap definitions only. `main.rs` dispatches each command to
+//! the library function that does the work.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::template::{DEFAULT_PREFIX, Format};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Presets in, EC2 Image Builder pipelines and ready AMIs out.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the AWS commands go. Credentials come from the usual AWS chain.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// AWS region (default: the AWS chain, e.g. AWS_REGION).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Send every AWS call here (local emulators). AWS_ENDPOINT_URL and the
+    /// per-service AWS_ENDPOINT_URL_<SERVICE> variables work without this flag.
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+    /// Name prefix of the deployment (the stack's Prefix parameter).
+    #[arg(long, global = true, env = "KILN_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// State table (default: <prefix>-state).
+    #[arg(long, global = true, env = "KILN_TABLE")]
+    pub table: Option<String>,
+}
+
+impl AwsArgs {
+    pub fn table_name(&self) -> String {
+        self.table
+            .clone()
+            .unwrap_or_else(|| crate::template::table_name(&self.prefix))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every preset file; print each problem as `file: field: reason`.
+    Validate {
+        /// Directory of *.yaml / *.yml presets.
+        #[arg(default_value = "presets")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of a preset file (for editors).
+    Schema,
+    /// Render the CloudFormation template for a presets directory.
+    Synth {
+        #[arg(long, default_value = "presets")]
+        presets: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
+    /// Start a build of one preset's pipeline.
+    Build {
+        preset: String,
+        #[command(flatten)]
+        wait: BuildWait,
+    },
+    /// Start a build of every pipeline of the deployment.
+    BuildAll {
+        #[command(flatten)]
+        wait: BuildWait,
+    },
+    /// Build history: builds and their AMIs, newest first.
+    List {
+        /// Only this preset.
+        #[arg(long)]
+        preset: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the public status.
+    Status {
+        /// The Worker's base URL or its /status URL.
+        #[arg(long, env = "KILN_STATUS_URL")]
+        url: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until the public status is ready: exit 0 ready, 1 degraded, 2 timeout.
+    Wait {
+        #[arg(long, env = "KILN_STATUS_URL")]
+        url: String,
+        #[arg(long, value_enum, default_value_t = Until::Ready)]
+        until: Until,
+        /// e.g. 45m, 90s, 1h30m.
+        #[arg(long, default_value = "45m", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Time between polls.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        interval: Duration,
+    },
+    /// Deregister old AMIs (and their snapshots) per preset and region.
+    Cleanup {
+        /// AMIs to keep per preset and region, newest first.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        keep_latest: u32,
+        /// Print the plan, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Regions to clean (comma-separated; default: the configured region).
+        #[arg(long, value_delimiter = ',')]
+        regions: Vec<String>,
+    },
+    /// The AMI registry.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+    // `kiln dev` (the local stack, issue 6) goes here.
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Until {
+    Ready,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildWait {
+    /// Follow the build(s) to the end; exit non-zero if one fails.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long.
+    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Time between polls of Image Builder.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Newest validated AMI per template, region and architecture, as JSON.
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `45m`, `90s`, `1h30m`, `250ms`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let bad = || format!("'{text}' is not a duration (e.g. 45m, 90s, 1h30m, 500ms)");
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return Err(bad()),
+        };
+        total += part;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("45m"), Ok(Duration::from_secs(2700)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m5").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn keep_latest_zero_is_refused() {
+        let err = Cli::try_parse_from(["kiln", "cleanup", "--keep-latest", "0"]).unwrap_err();
+        assert!(err.to_string().contains("keep-latest"), "{err}");
+    }
+
+    #[test]
+    fn table_defaults_from_prefix() {
+        let cli = Cli::try_parse_from(["kiln", "--prefix", "ci", "list"]).unwrap();
+        assert_eq!(cli.aws.table_name(), "ci-state");
+        let cli = Cli::try_parse_from(["kiln", "list", "--table", "t"]).unwrap();
+        assert_eq!(cli.aws.table_name(), "t");
+    }
+}

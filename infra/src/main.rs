@@ -1,0 +1,322 @@
+//! The `kiln` binary: parse, call the library, print, pick the exit code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{CommandFactory, Parser};
+use kiln_infra::cli::{AwsArgs, BuildWait, Cli, Command, RegistryCommand};
+use kiln_infra::presets::LoadError;
+use kiln_infra::status::WaitOutcome;
+use kiln_infra::{aws, build, cleanup, history, presets, status, template};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let aws = cli.aws;
+    match cli.command {
+        Command::Validate { dir } => {
+            let Some(presets) = load_presets(&dir)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            println!("{}", presets::summary(&presets));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            print!("{}", kiln_shared::preset::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Synth {
+            presets: dir,
+            out,
+            format,
+        } => {
+            let Some(presets) = load_presets(&dir)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let options = template::SynthOptions {
+                prefix: aws.prefix.clone(),
+            };
+            let value = template::synth(&presets, &options)?;
+            let text = template::render(&value, format)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "wrote {} ({} preset{}, {} resources)",
+                        path.display(),
+                        presets.len(),
+                        if presets.len() == 1 { "" } else { "s" },
+                        value["Resources"].as_object().map_or(0, |r| r.len())
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { preset, wait } => {
+            let client = imagebuilder(&aws).await?;
+            let pipeline = build::pipeline(&client, &aws.prefix, &preset).await?;
+            let arn = build::start(&client, &pipeline).await?;
+            println!("started {}: {arn}", pipeline.name);
+            follow(&client, vec![(preset, arn)], &wait).await
+        }
+        Command::BuildAll { wait } => {
+            let client = imagebuilder(&aws).await?;
+            let pipelines = build::pipelines(&client, &aws.prefix).await?;
+            if pipelines.is_empty() {
+                return Err(build::BuildError::NoPipelines { prefix: aws.prefix }.into());
+            }
+            let mut started = Vec::new();
+            let mut failed_to_start = 0;
+            for p in &pipelines {
+                match build::start(&client, p).await {
+                    Ok(arn) => {
+                        println!("started {}: {arn}", p.name);
+                        started.push((p.preset.clone(), arn));
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed_to_start += 1;
+                    }
+                }
+            }
+            let code = follow(&client, started, &wait).await?;
+            Ok(if failed_to_start > 0 {
+                ExitCode::FAILURE
+            } else {
+                code
+            })
+        }
+        Command::List { preset, json } => {
+            let client = aws_sdk_dynamodb::Client::new(&aws::sdk_config(&aws, None).await?);
+            let (mut builds, unreadable) = history::load_builds(&client, &aws.table_name()).await?;
+            for u in &unreadable {
+                eprintln!(
+                    "warning: skipped unreadable item {}: {}",
+                    u.job_id, u.reason
+                );
+            }
+            if let Some(p) = &preset {
+                builds.retain(|b| &b.preset == p);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&builds)?);
+            } else if builds.is_empty() {
+                println!("no builds recorded yet");
+            } else {
+                print!("{}", history::render_table(&builds));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { url, json } => {
+            let url = status::status_url(&url)?;
+            let report = status::fetch(&status::client(), &url).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", status::render_human(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wait {
+            url,
+            until: _,
+            timeout,
+            interval,
+        } => {
+            let url = status::status_url(&url)?;
+            let mut last_line = String::new();
+            let outcome = status::wait_ready(&status::client(), &url, timeout, interval, |r| {
+                let line = match r {
+                    Ok(report) => format!("{}: {}", report.status, report.message),
+                    Err(e) => format!("waiting: {e}"),
+                };
+                if line != last_line {
+                    eprintln!("{line}");
+                    last_line = line;
+                }
+            })
+            .await;
+            match &outcome {
+                WaitOutcome::Ready(report) => print!("{}", status::render_human(report)),
+                WaitOutcome::Degraded(report) => {
+                    print!("{}", status::render_human(report));
+                    eprintln!("error: degraded: {}", report.message);
+                }
+                WaitOutcome::TimedOut { last, last_error } => {
+                    let state = match (last, last_error) {
+                        (Some(r), _) => format!("last status {}: {}", r.status, r.message),
+                        (None, Some(e)) => format!("never got a status: {e}"),
+                        (None, None) => "never got a status".into(),
+                    };
+                    eprintln!(
+                        "error: not ready after {}: {state}",
+                        humanize(timeout.as_secs())
+                    );
+                }
+            }
+            Ok(ExitCode::from(outcome.exit_code()))
+        }
+        Command::Cleanup {
+            keep_latest,
+            dry_run,
+            regions,
+        } => cleanup(&aws, keep_latest as usize, dry_run, regions).await,
+        Command::Registry {
+            command: RegistryCommand::Export { out },
+        } => {
+            let client = aws_sdk_dynamodb::Client::new(&aws::sdk_config(&aws, None).await?);
+            let table = aws.table_name();
+            let (builds, unreadable) = history::load_builds(&client, &table).await?;
+            for u in &unreadable {
+                eprintln!(
+                    "warning: skipped unreadable item {}: {}",
+                    u.job_id, u.reason
+                );
+            }
+            let preset_items = history::query_record_type(&client, &table, "PRESET").await?;
+            let templates = history::templates_from_preset_items(&preset_items);
+            let registry = history::registry_of(
+                &builds,
+                &templates,
+                chrono::DateTime::from(std::time::SystemTime::now()),
+            );
+            let text = serde_json::to_string_pretty(&registry)? + "\n";
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Validated presets, or `None` after printing every problem.
+fn load_presets(dir: &Path) -> Result<Option<Vec<kiln_shared::Preset>>> {
+    match presets::load(dir) {
+        Ok(presets) => Ok(Some(presets)),
+        Err(LoadError::Invalid(errors)) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            let n = errors.0.len();
+            eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn imagebuilder(aws: &AwsArgs) -> Result<aws_sdk_imagebuilder::Client> {
+    Ok(aws_sdk_imagebuilder::Client::new(
+        &aws::sdk_config(aws, None).await?,
+    ))
+}
+
+async fn follow(
+    client: &aws_sdk_imagebuilder::Client,
+    started: Vec<(String, String)>,
+    wait: &BuildWait,
+) -> Result<ExitCode> {
+    if !wait.wait || started.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let followed = build::follow_all(client, started, wait.timeout, wait.interval).await;
+    let report = build::render_outcomes(&followed);
+    let failed = followed.iter().filter(|f| !f.outcome.is_success()).count();
+    if failed == 0 {
+        print!("{report}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("{report}");
+    let timed_out = followed
+        .iter()
+        .all(|f| matches!(f.outcome, build::Outcome::TimedOut { .. }) || f.outcome.is_success());
+    bail_code(
+        &format!(
+            "{failed} of {} build{} did not succeed",
+            followed.len(),
+            if followed.len() == 1 { "" } else { "s" }
+        ),
+        if timed_out { 2 } else { 1 },
+    )
+}
+
+fn bail_code(message: &str, code: u8) -> Result<ExitCode> {
+    eprintln!("error: {message}");
+    Ok(ExitCode::from(code))
+}
+
+async fn cleanup(
+    aws: &AwsArgs,
+    keep_latest: usize,
+    dry_run: bool,
+    regions: Vec<String>,
+) -> Result<ExitCode> {
+    let home = aws::sdk_config(aws, None).await?;
+    let regions = if regions.is_empty() {
+        vec![aws::region_of(&home)]
+    } else {
+        cleanup::unique_regions(&regions)
+    };
+    // Protection first: if we cannot read what is in use, we delete nothing.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&home);
+    let mut in_use = cleanup::referenced_by_records(&dynamodb, &aws.table_name()).await?;
+    let mut images = Vec::new();
+    let mut clients = BTreeMap::new();
+    for region in &regions {
+        let config = aws::sdk_config(aws, Some(region)).await?;
+        let ssm = aws_sdk_ssm::Client::new(&config);
+        in_use.extend(cleanup::referenced_by_configs(&ssm, region, &aws.prefix).await?);
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        images.extend(cleanup::list_images(&ec2, region, &aws.prefix).await?);
+        clients.insert(region.clone(), ec2);
+    }
+    let plan = cleanup::plan(images, keep_latest, &in_use);
+    print!("{}", plan.render(dry_run));
+    if dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let failures = cleanup::execute(&clients, &plan, |line| println!("{line}")).await;
+    if failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &failures {
+        eprintln!("error: {} {}: {}", f.region, f.image, f.message);
+    }
+    bail!(
+        "{} of {} deletions failed",
+        failures.len(),
+        plan.delete.len()
+    )
+}
+
+fn humanize(secs: u64) -> String {
+    match (secs / 3600, (secs % 3600) / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}

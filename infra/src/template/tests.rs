@@ -1,0 +1,377 @@
+use super::*;
+use kiln_shared::preset::{PresetSource, parse_all};
+
+fn presets(yaml: &[(&str, &str)]) -> Vec<Preset> {
+    let sources: Vec<PresetSource> = yaml
+        .iter()
+        .map(|(file, text)| PresetSource {
+            file: (*file).into(),
+            text: (*text).into(),
+        })
+        .collect();
+    parse_all("presets", &sources).expect("valid presets")
+}
+
+const ONE: &str =
+    "name: solo\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: echo hi\n";
+
+fn synth_default(p: &[Preset]) -> Value {
+    synth(p, &SynthOptions::default()).unwrap()
+}
+
+fn resources_of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
+}
+
+#[test]
+fn logical_ids_are_alphanumeric_and_unique_even_when_names_collide() {
+    let p = presets(&[
+        (
+            "a.yaml",
+            "name: a-b\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: x\n",
+        ),
+        (
+            "b.yaml",
+            "name: a--b\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: x\n",
+        ),
+    ]);
+    let t = synth_default(&p);
+    let pipelines = resources_of_type(&t, "AWS::ImageBuilder::ImagePipeline");
+    assert_eq!(pipelines.len(), 2);
+    for id in t["Resources"].as_object().unwrap().keys() {
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    }
+}
+
+#[test]
+fn a_changed_script_changes_component_and_recipe_versions() {
+    let before = synth_default(&presets(&[("s.yaml", ONE)]));
+    let after = synth_default(&presets(&[("s.yaml", &ONE.replace("echo hi", "echo bye"))]));
+    let version = |t: &Value, id: &str| t["Resources"][id]["Properties"]["Version"].clone();
+    assert_ne!(
+        version(&before, "SoloSetupComponent"),
+        version(&after, "SoloSetupComponent")
+    );
+    assert_ne!(
+        version(&before, "SoloRecipe"),
+        version(&after, "SoloRecipe")
+    );
+    assert_eq!(
+        version(&before, "SoloRecipe"),
+        version(&before, "SoloSetupComponent")
+    );
+    // …and an unchanged preset keeps them (no needless rebuild).
+    assert_eq!(
+        before,
+        synth_default(&presets(&[("other-dir/s.yaml", ONE)]))
+    );
+}
+
+#[test]
+fn recipe_uses_the_base_image_per_architecture_and_disk_size() {
+    let p = presets(&[(
+        "r.yaml",
+        "name: r\narchitectures: [x86_64, arm64]\nbase_image: ubuntu-22.04\nsetup_script: x\ndisk_size_gb: 200\n",
+    )]);
+    let t = synth_default(&p);
+    let x = &t["Resources"]["RX64Recipe"]["Properties"];
+    let a = &t["Resources"]["RArm64Recipe"]["Properties"];
+    assert_eq!(
+        x["ParentImage"],
+        p[1].base_image.parent_image(p[1].architecture)
+    );
+    assert!(x["ParentImage"].as_str().unwrap().contains("/amd64/"));
+    assert!(a["ParentImage"].as_str().unwrap().contains("/arm64/"));
+    assert_eq!(x["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"], 200);
+    assert_eq!(x["BlockDeviceMappings"][0]["DeviceName"], "/dev/sda1");
+    let infra = &t["Resources"]["RArm64Infrastructure"]["Properties"];
+    assert_eq!(infra["InstanceTypes"], json!(["c7g.large"]));
+}
+
+#[test]
+fn pipeline_is_named_scheduled_and_distributes_to_every_region() {
+    let p = presets(&[(
+        "m.yaml",
+        "name: multi\narchitecture: arm64\nbase_image: amazon-linux-2023\nsetup_script: x\nregions: [eu-west-1, us-east-1, ap-southeast-2]\nschedule: 0 5 ? * MON *\n",
+    )]);
+    let t = synth_default(&p);
+    let pipeline = &t["Resources"]["MultiPipeline"]["Properties"];
+    assert_eq!(pipeline["Name"], json!({ "Fn::Sub": "${Prefix}-multi" }));
+    assert_eq!(
+        pipeline["Schedule"]["ScheduleExpression"],
+        "cron(0 5 ? * MON *)"
+    );
+    let regions: Vec<&str> = t["Resources"]["MultiDistribution"]["Properties"]["Distributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["Region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, vec!["eu-west-1", "us-east-1", "ap-southeast-2"]);
+    // Runner configs may be written in each of those regions.
+    let policy = serde_json::to_string(&t["Resources"]["AmiUpdateRole"]).unwrap();
+    for r in ["eu-west-1", "us-east-1", "ap-southeast-2"] {
+        assert!(
+            policy.contains(&format!("ssm:{r}:")),
+            "{r} missing in {policy}"
+        );
+    }
+}
+
+#[test]
+fn preset_without_regions_distributes_to_the_stack_region() {
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    let d = &t["Resources"]["SoloDistribution"]["Properties"]["Distributions"];
+    assert_eq!(d[0]["Region"], json!({ "Ref": "AWS::Region" }));
+}
+
+#[test]
+fn state_rule_covers_every_status_and_has_a_dlq() {
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    let rule = &t["Resources"]["ImageStateChangeRule"]["Properties"];
+    assert_eq!(
+        rule["EventPattern"]["detail"]["state"]["status"],
+        json!(IMAGE_STATES)
+    );
+    assert_eq!(rule["EventPattern"]["source"], json!(["aws.imagebuilder"]));
+    assert_eq!(
+        rule["Targets"][0]["Arn"],
+        json!({ "Fn::GetAtt": ["AmiUpdateFunction", "Arn"] })
+    );
+    assert!(rule["Targets"][0]["DeadLetterConfig"]["Arn"].is_object());
+    let failed = &t["Resources"]["FailedBuildsRule"]["Properties"];
+    assert_eq!(
+        failed["EventPattern"]["detail"]["state"]["status"],
+        json!(["FAILED", "CANCELLED"])
+    );
+    assert_eq!(
+        failed["Targets"][0]["Arn"],
+        json!({ "Ref": "FailedBuildsTopic" })
+    );
+}
+
+#[test]
+fn no_write_action_has_a_wildcard_resource() {
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    let mut checked = 0;
+    for (id, role) in resources_of_type(&t, "AWS::IAM::Role") {
+        for policy in role["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for s in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                let actions: Vec<&str> = s["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap())
+                    .collect();
+                let wildcard = s["Resource"].as_array().unwrap().iter().any(|r| r == "*");
+                if wildcard {
+                    assert!(
+                        actions
+                            .iter()
+                            .all(|a| a.contains(":List") || a.contains(":Get")),
+                        "{id}: {actions:?} on *"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 10);
+}
+
+#[test]
+fn lambdas_are_arm64_provided_al2023_from_s3_parameters() {
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    let functions = resources_of_type(&t, "AWS::Lambda::Function");
+    assert_eq!(functions.len(), 4);
+    for (_, f) in functions {
+        let p = &f["Properties"];
+        assert_eq!(p["Architectures"], json!(["arm64"]));
+        assert_eq!(p["Runtime"], "provided.al2023");
+        assert_eq!(p["Handler"], "bootstrap");
+        assert_eq!(p["Code"]["S3Bucket"], json!({ "Ref": "CodeBucket" }));
+        let key = p["Code"]["S3Key"]["Ref"].as_str().unwrap();
+        assert!(t["Parameters"][key].is_object(), "{key}");
+    }
+}
+
+#[test]
+fn preset_init_gets_the_presets_without_directories() {
+    let p = presets(&[("some/where/s.yaml", ONE)]);
+    let t = synth_default(&p);
+    let init = &t["Resources"]["PresetInit"];
+    let text = init["Properties"]["Presets"].as_str().unwrap();
+    let back: Vec<Preset> = serde_json::from_str(text).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].source_file, "s.yaml");
+    assert_eq!(back[0].content_hash(), p[0].content_hash());
+    assert!(
+        init["DependsOn"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SoloPipeline"))
+    );
+}
+
+#[test]
+fn output_is_deterministic_with_sorted_keys() {
+    let p = presets(&[("s.yaml", ONE)]);
+    let a = render(&synth_default(&p), Format::Json).unwrap();
+    let b = render(&synth_default(&p), Format::Json).unwrap();
+    assert_eq!(a, b);
+    let top: Vec<&str> = a
+        .lines()
+        .filter(|l| l.starts_with("  \""))
+        .map(|l| l.trim().split('"').nth(1).unwrap())
+        .collect();
+    let mut sorted_top = top.clone();
+    sorted_top.sort();
+    assert_eq!(top, sorted_top);
+    let yaml = render(&synth_default(&p), Format::Yaml).unwrap();
+    let back: Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(back, synth_default(&p));
+}
+
+#[test]
+fn bad_prefix_and_oversized_components_are_refused() {
+    let p = presets(&[("s.yaml", ONE)]);
+    let err = synth(
+        &p,
+        &SynthOptions {
+            prefix: "Bad_Prefix".into(),
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, SynthError::BadPrefix(_)));
+    let big = format!(
+        "name: big\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: |\n{}",
+        "  echo 0123456789012345678901234567890123456789\n".repeat(500)
+    );
+    let err = synth(&presets(&[("big.yaml", &big)]), &SynthOptions::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("big.yaml: big: the setup component"),
+        "{text}"
+    );
+}
+
+#[test]
+fn too_many_presets_for_one_stack_is_a_clear_error() {
+    let files: Vec<(String, String)> = (0..80)
+        .map(|i| {
+            (
+                format!("p{i}.yaml"),
+                format!("name: p{i}\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: x\nadditional_docker_images: [a]\nvalidation_tests: [{{name: t, command: c, expected: e}}]\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let err = synth(&presets(&refs), &SynthOptions::default()).unwrap_err();
+    assert!(matches!(err, SynthError::TooManyResources(n) if n > MAX_RESOURCES));
+}
+
+mod scripts {
+    use super::super::component::{documents, shell_quote, test_script};
+    use kiln_shared::preset::ValidationTest;
+    use std::process::Command;
+
+    fn run(script: &str) -> (bool, String) {
+        let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout),
+        )
+    }
+
+    fn test(command: &str, expected: Option<&str>, contains: Option<&str>) -> ValidationTest {
+        ValidationTest {
+            name: "it's a test".into(),
+            command: command.into(),
+            expected: expected.map(Into::into),
+            expected_contains: contains.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn quoting_survives_any_text() {
+        for text in ["plain", "it's", "$(rm -rf /)", "a\nb", "\"'\\"] {
+            let (ok, out) = run(&format!("printf %s {}", shell_quote(text)));
+            assert!(ok);
+            assert_eq!(out, text);
+        }
+    }
+
+    #[test]
+    fn validation_test_scripts_pass_and_fail_for_real() {
+        let (ok, out) = run(&test_script(&test("echo '  ok  '", Some("ok"), None)));
+        assert!(ok, "{out}");
+        assert!(out.contains("kiln test it's a test: ok"), "{out}");
+        let (ok, out) = run(&test_script(&test("echo nope", Some("ok"), None)));
+        assert!(!ok);
+        assert!(out.contains("expected ok, got nope"), "{out}");
+        let (ok, _) = run(&test_script(&test(
+            "echo 'R version 4.3.1'",
+            None,
+            Some("R version 4"),
+        )));
+        assert!(ok);
+        let (ok, out) = run(&test_script(&test(
+            "echo 'R version 3'",
+            None,
+            Some("R version 4"),
+        )));
+        assert!(!ok);
+        assert!(
+            out.contains("expected output containing R version 4"),
+            "{out}"
+        );
+        let (ok, out) = run(&test_script(&test("exit 3", None, Some("x"))));
+        assert!(!ok);
+        assert!(out.contains("command exited 3"), "{out}");
+    }
+
+    #[test]
+    fn documents_put_tests_in_the_test_phase() {
+        let p = super::presets(&[(
+            "t.yaml",
+            "name: t\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: echo hi\nadditional_docker_images: [alpine:3]\nvalidation_tests: [{name: a b, command: 'true', expected: ''}]\n",
+        )]);
+        let docs = documents(&p[0]);
+        let phases: Vec<(&str, &str)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d.kind.as_str(),
+                    d.body["phases"][0]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            phases,
+            vec![("setup", "build"), ("docker", "build"), ("tests", "test")]
+        );
+        let docker = docs[1].render();
+        assert!(docker.contains("docker pull 'alpine:3'"), "{docker}");
+        assert_eq!(docs[2].body["phases"][0]["steps"][0]["name"], "Test1_a_b");
+        // The rendered YAML is what AWSTOE parses: it must round-trip.
+        let back: serde_json::Value = serde_yaml::from_str(&docs[0].render()).unwrap();
+        assert_eq!(
+            back["phases"][0]["steps"][0]["inputs"]["commands"][0],
+            "echo hi"
+        );
+        assert_eq!(back["schemaVersion"], 1.0);
+    }
+}
