@@ -1,1 +1,35 @@
-//! placeholder until its issue lands
+//! kiln's local stack.
+//!
+//! - [`emulators`]: moto and DynamoDB Local on free ports, supervised, with SDK configs.
+//! - [`process`]: child processes that never outlive their parent (process groups,
+//!   `PR_SET_PDEATHSIG`).
+//!
+//! Everything binds to 127.0.0.1 only.
+
+pub mod emulators;
+pub mod process;
+
+pub use emulators::{DynamoBackend, DynamoDbLocal, EmulatorOptions, LocalAws, Moto, sdk_config};
+pub use process::{ManagedProcess, ProcessError};
+
+/// Whether tests must fail (not skip) when an external tool is missing: `make test` sets
+/// `KILN_REQUIRE_TOOLS=1`.
+pub fn tools_required() -> bool {
+    std::env::var("KILN_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// For tests that need an external tool: passes a started value through; when a tool is
+/// missing, prints a note and yields `None` (skip) unless [`tools_required`], in which
+/// case it panics. Any other error panics.
+pub fn started_or_skip<T>(what: &str, result: Result<T, ProcessError>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(e @ ProcessError::ToolMissing { .. }) if !tools_required() => {
+            eprintln!(
+                "note: skipping, {what} unavailable: {e} (set KILN_REQUIRE_TOOLS=1 to fail instead)"
+            );
+            None
+        }
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
