@@ -6,6 +6,10 @@
 
 pub mod build;
 pub mod event;
+/// Invariant checks for the fuzz targets and their seed test (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod preset;
 pub mod registry;
 pub mod runner_config;

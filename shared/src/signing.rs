@@ -47,10 +47,20 @@ fn mac(
     if secret.is_empty() {
         return Err(SignatureError::NoSecret);
     }
+    if !unambiguous(method, path) {
+        return Err(SignatureError::Malformed);
+    }
     let mut mac = HmacSha256::new_from_slice(secret).map_err(|_| SignatureError::NoSecret)?;
     mac.update(format!("{timestamp}\n{}\n{path}\n", method.to_ascii_uppercase()).as_bytes());
     mac.update(body);
     Ok(mac)
+}
+
+/// Newlines separate the fields of the signed message, so only the last field (the
+/// body) may contain one: otherwise `("/a\nb", "c")` and `("/a", "b\nc")` would share a
+/// signature. Real methods and paths never hold a raw newline.
+fn unambiguous(method: &str, path: &str) -> bool {
+    !method.contains('\n') && !path.contains('\n')
 }
 
 /// The `x-kiln-signature` value for a request: `v1=<hex>`.
@@ -96,7 +106,11 @@ pub fn verify(
         .strip_prefix(SCHEME)
         .and_then(|h| hex::decode(h).ok())
         .ok_or(SignatureError::Malformed)?;
-    if (now - ts).abs() > window_secs {
+    if !unambiguous(req.method, req.path) {
+        return Err(SignatureError::Malformed);
+    }
+    // `abs_diff` because a hostile timestamp (i64::MIN) overflows `now - ts`.
+    if !u64::try_from(window_secs).is_ok_and(|w| now.abs_diff(ts) <= w) {
         return Err(SignatureError::Expired);
     }
     mac(secret, ts, req.method, req.path, req.body)?
@@ -189,6 +203,45 @@ mod tests {
         assert_eq!(
             verify(KEY, &req(&moved, &sig, b"{\"a\":1}"), NOW, 300),
             Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_expired_not_a_panic() {
+        let sig = sign(KEY, NOW, "POST", "/ingest", b"").unwrap();
+        for ts in [i64::MIN, i64::MAX, -1] {
+            assert_eq!(
+                verify(KEY, &req(&ts.to_string(), &sig, b""), NOW, 300),
+                Err(SignatureError::Expired),
+                "{ts}"
+            );
+        }
+        assert_eq!(
+            verify(KEY, &req(&NOW.to_string(), &sig, b""), NOW, -1),
+            Err(SignatureError::Expired)
+        );
+    }
+
+    #[test]
+    fn newline_cannot_move_bytes_between_path_and_body() {
+        // Both would be the MAC input "ts\nPOST\n/ingest\nx\n{}".
+        assert_eq!(
+            sign(KEY, NOW, "POST", "/ingest\nx", b"{}"),
+            Err(SignatureError::Malformed)
+        );
+        let sig = sign(KEY, NOW, "POST", "/ingest", b"x\n{}").unwrap();
+        let ts = NOW.to_string();
+        let moved = SignedRequest {
+            path: "/ingest\nx",
+            ..req(&ts, &sig, b"{}")
+        };
+        assert_eq!(
+            verify(KEY, &moved, NOW, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            sign(KEY, NOW, "PO\nST", "/", b""),
+            Err(SignatureError::Malformed)
         );
     }
 
