@@ -321,16 +321,19 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
     }
 }
 
+/// Names and meanings as `kiln_lambdas::config::Config::from_env` reads them.
 fn environment(f: &Function) -> Value {
     let mut vars = Map::new();
-    vars.insert("TABLE_NAME".into(), reference("StateTable"));
+    vars.insert("KILN_TABLE".into(), reference("StateTable"));
     vars.insert("KILN_PREFIX".into(), reference("Prefix"));
     vars.insert("RUST_LOG".into(), json!("info"));
-    vars.insert("EDGE_INGEST_URL".into(), reference("EdgeIngestUrl"));
-    vars.insert("KILN_SHARED_SECRET".into(), reference("EdgeSharedSecret"));
+    // Empty means "no pushes": the Lambdas treat a blank variable as unset.
+    vars.insert("KILN_EDGE_URL".into(), reference("EdgeUrl"));
+    // Verifies the edge's requests (status-origin) and signs pushes to /ingest.
+    vars.insert("KILN_ORIGIN_SECRET".into(), reference("EdgeSharedSecret"));
     if matches!(f.id, "Reconcile" | "StatusOrigin") {
         vars.insert(
-            "RECONCILE_THRESHOLD_MINUTES".into(),
+            "KILN_STALE_AFTER_MINUTES".into(),
             reference("ReconcileThresholdMinutes"),
         );
     }
@@ -385,12 +388,12 @@ fn parameters(opts: &SynthOptions) -> Value {
         );
     }
     p.insert(
-        "EdgeIngestUrl".into(),
+        "EdgeUrl".into(),
         json!({
             "Type": "String",
             "Default": "",
             "AllowedPattern": "^(https?://.+)?$",
-            "Description": "The Worker's /ingest URL; the Lambdas push a signed snapshot after every state change. Empty: no push (the edge polls the origin).",
+            "Description": "The Worker's base URL (https://status.example.com): the Lambdas push a signed snapshot to its /ingest after every state change. Empty: no pushes (the edge pulls from the origin).",
         }),
     );
     p.insert(
@@ -399,7 +402,7 @@ fn parameters(opts: &SynthOptions) -> Value {
             "Type": "String",
             "NoEcho": true,
             "MinLength": 32,
-            "Description": "HMAC secret shared with the Worker (wrangler secret put KILN_SHARED_SECRET). At least 32 characters.",
+            "Description": "HMAC secret shared with the Worker (the same value goes to `wrangler secret put`). At least 32 characters.",
         }),
     );
     p.insert(
