@@ -43,3 +43,17 @@ fn no_seed_directory_without_a_target() {
         );
     }
 }
+
+#[test]
+fn every_check_has_a_fuzz_binary() {
+    let manifest =
+        std::fs::read_to_string(seeds_dir().join("../Cargo.toml")).expect("fuzz/Cargo.toml");
+    for (target, _) in TARGETS {
+        assert!(
+            manifest.contains(&format!("name = \"{target}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {target}"
+        );
+        let source = seeds_dir().join(format!("../fuzz_targets/{target}.rs"));
+        assert!(source.exists(), "{} is missing", source.display());
+    }
+}

@@ -6,7 +6,7 @@
 //! body, inside the window.
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use super::Bytes;
 use crate::signing::{self, SignatureError, SignedRequest};
@@ -202,7 +202,7 @@ fn model(signer: Option<&Inputs>, v: &Inputs, window: i64) -> Result<i64, Signat
         return Err(SignatureError::Expired);
     }
     let genuine = signer.is_some_and(|s| {
-        s.secret == v.secret
+        key_block(&s.secret) == key_block(&v.secret)
             && s.timestamp.as_deref().and_then(|t| t.parse::<i64>().ok()) == Some(ts)
             && s.method.eq_ignore_ascii_case(&v.method)
             && s.path == v.path
@@ -214,6 +214,19 @@ fn model(signer: Option<&Inputs>, v: &Inputs, window: i64) -> Result<i64, Signat
     } else {
         Err(SignatureError::Mismatch)
     }
+}
+
+/// The key as HMAC uses it: hashed when longer than SHA-256's 64-byte block, then
+/// zero-padded to the block. So `k` and `k\0` are the same key (RFC 2104, not a kiln
+/// bug: both are the secret).
+fn key_block(secret: &[u8]) -> Vec<u8> {
+    let mut block = if secret.len() > 64 {
+        Sha256::digest(secret).to_vec()
+    } else {
+        secret.to_vec()
+    };
+    block.resize(64, 0);
+    block
 }
 
 /// HMAC-SHA256 computed here, not by `signing`, so a change to the signed message format
