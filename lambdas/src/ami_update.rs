@@ -1,0 +1,286 @@
+//! `ami-update`: one Image Builder state-change event → the AMI record, the runner
+//! configs, the build history and a push to the edge.
+//!
+//! [`observe`] is the single code path every observation goes through, whether it came
+//! from an event or from reconciliation.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kiln_shared::build::{apply_build, build_job_id};
+use kiln_shared::runner_config::{self, ConfigError};
+use kiln_shared::state::{self, AmiRecord, NoOp, Transition};
+use kiln_shared::{ImageArn, ImageState, ImageStateChange, Observation};
+use serde_json::Value;
+
+use crate::Deps;
+use crate::error::AwsError;
+use crate::store::{Cas, PresetItem};
+
+/// Conditional-write attempts before giving up (and letting Lambda retry).
+const MAX_CAS_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("{what} kept changing during {MAX_CAS_ATTEMPTS} conditional writes; will retry")]
+    Contention { what: String },
+}
+
+/// Why an event was acknowledged without any write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ignored {
+    Malformed(String),
+    /// GetImage knows no such image.
+    UnknownImage(String),
+    /// The image's pipeline is not one of this stack's presets.
+    UnknownPipeline(String),
+}
+
+/// What processing one observation did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub preset: String,
+    /// The AMI record was written (it changed).
+    pub record_written: bool,
+    /// Why nothing was written, if so.
+    pub noop: Option<NoOp>,
+    /// The record as stored afterwards.
+    pub record: Option<AmiRecord>,
+    /// Regions whose runner config was rewritten.
+    pub configs_updated: Vec<String>,
+    /// Regions whose runner config was unreadable and left alone.
+    pub configs_refused: Vec<String>,
+    pub build_written: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventAck {
+    Ignored(Ignored),
+    Processed(Box<Outcome>),
+}
+
+impl EventAck {
+    /// A short JSON summary (the Lambda's return value, shown by `cargo lambda invoke`).
+    pub fn summary(&self) -> Value {
+        match self {
+            EventAck::Ignored(why) => serde_json::json!({ "ignored": format!("{why:?}") }),
+            EventAck::Processed(o) => serde_json::json!({
+                "preset": o.preset,
+                "recordWritten": o.record_written,
+                "noop": o.noop.map(|n| format!("{n:?}")),
+                "configsUpdated": o.configs_updated,
+                "configsRefused": o.configs_refused,
+                "buildWritten": o.build_written,
+            }),
+        }
+    }
+}
+
+/// The `ami-update` handler: never fails for bad input (acknowledged, one log line),
+/// fails for AWS errors so that Lambda retries the event.
+pub async fn handle_event(deps: &Deps, event: Value) -> Result<EventAck, HandlerError> {
+    let change = match ImageStateChange::from_value(event) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed event acknowledged without a write");
+            return Ok(EventAck::Ignored(Ignored::Malformed(e.to_string())));
+        }
+    };
+    let arn = change.image.arn.as_str();
+    let Some(image) = deps.images.get_image(arn).await? else {
+        tracing::warn!(image = arn, state = %change.state, "image unknown to Image Builder; event acknowledged");
+        return Ok(EventAck::Ignored(Ignored::UnknownImage(arn.to_owned())));
+    };
+    let pipeline = image.source_pipeline_name.clone().unwrap_or_default();
+    let preset = match deps.config.preset_of_pipeline(&pipeline) {
+        Some(name) => deps.store.get_preset(name).await?,
+        None => None,
+    };
+    let Some(preset) = preset else {
+        tracing::warn!(
+            pipeline,
+            image = arn,
+            "image from a pipeline that is not a kiln preset; event acknowledged"
+        );
+        return Ok(EventAck::Ignored(Ignored::UnknownPipeline(pipeline)));
+    };
+    let amis = if change.state == ImageState::Available {
+        image.amis.clone()
+    } else {
+        BTreeMap::new()
+    };
+    let obs = Observation {
+        preset: preset.name.clone(),
+        architecture: Some(preset.architecture),
+        state: change.state,
+        at: change.time,
+        build_id: arn.to_owned(),
+        amis,
+        home_region: preset.home_region.clone(),
+        reason: change.reason.clone().or(image.reason.clone()),
+    };
+    tracing::info!(
+        preset = obs.preset,
+        state = %obs.state,
+        build = change.image.build_version(),
+        event_id = change.id.as_deref().unwrap_or(""),
+        "image state change"
+    );
+    let outcome = observe(deps, &preset, &obs).await?;
+    if outcome.record_written {
+        push_snapshot(deps, change.time.max(Utc::now())).await;
+    }
+    Ok(EventAck::Processed(Box::new(outcome)))
+}
+
+/// The one code path for every observation: state machine + conditional write, runner
+/// configs when this observation is the current AMI's source, build history.
+pub async fn observe(
+    deps: &Deps,
+    preset: &PresetItem,
+    obs: &Observation,
+) -> Result<Outcome, HandlerError> {
+    let mut outcome = Outcome {
+        preset: obs.preset.clone(),
+        ..Outcome::default()
+    };
+    let mut stored = None;
+    for attempt in 1..=MAX_CAS_ATTEMPTS {
+        let current = deps.store.get_ami(&obs.preset).await?;
+        match state::apply(current.as_ref(), obs) {
+            Transition::NoOp(why) => {
+                tracing::info!(preset = obs.preset, ?why, "no change to the AMI record");
+                outcome.noop = Some(why);
+                stored = Some(current);
+                break;
+            }
+            Transition::Write { record, .. } => {
+                match deps.store.put_ami(&record, current.as_ref()).await? {
+                    Cas::Written => {
+                        tracing::info!(
+                            preset = obs.preset,
+                            status = record.status.as_str(),
+                            ami = record.ami_id.as_deref().unwrap_or(""),
+                            "AMI record written"
+                        );
+                        outcome.record_written = true;
+                        stored = Some(Some(*record));
+                        break;
+                    }
+                    Cas::Conflict => {
+                        tracing::info!(
+                            preset = obs.preset,
+                            attempt,
+                            "AMI record changed concurrently; re-reading"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let Some(stored) = stored else {
+        return Err(HandlerError::Contention {
+            what: format!("AMI record of {}", obs.preset),
+        });
+    };
+    // The configs follow the record's AMI whenever this observation is its source: on
+    // first delivery and on a retry after a failure between the two writes alike.
+    if let Some(record) = &stored
+        && obs.state == ImageState::Available
+        && record.ami_order_key.as_deref() == Some(obs.order_key().as_str())
+    {
+        sync_configs(deps, preset, record, &mut outcome).await?;
+    }
+    outcome.record = stored;
+    outcome.build_written = record_build(deps, obs).await?;
+    Ok(outcome)
+}
+
+/// Points every region's runner config at that region's AMI; unchanged configs are not
+/// rewritten, unreadable ones are logged and left alone.
+pub(crate) async fn sync_configs(
+    deps: &Deps,
+    preset: &PresetItem,
+    record: &AmiRecord,
+    outcome: &mut Outcome,
+) -> Result<(), AwsError> {
+    let name = deps.config.parameter_name(&record.preset);
+    let at: DateTime<Utc> = record.ami_updated_at.unwrap_or(record.updated_at);
+    for (region, ami) in &record.amis {
+        let existing = deps.configs.get(region, &name).await?;
+        // A missing config (never initialised in this region) starts from the preset's
+        // settings, so runners there get a complete config.
+        let base = match existing {
+            Some(text) => Some(text),
+            None => preset.preset().ok().map(|p| {
+                serde_json::to_string(&Value::Object(runner_config::initial(&p, region)))
+                    .expect("map serialises")
+            }),
+        };
+        match runner_config::merge_ami(base.as_deref(), ami, at) {
+            Ok(merged) if merged.changed => {
+                deps.configs.put(region, &name, &merged.json).await?;
+                tracing::info!(preset = record.preset, region, ami, "runner config updated");
+                outcome.configs_updated.push(region.clone());
+            }
+            Ok(_) => {}
+            Err(ConfigError::NotAnObject(why)) => {
+                tracing::error!(
+                    preset = record.preset,
+                    region,
+                    parameter = name,
+                    reason = why,
+                    "runner config unreadable; not overwritten"
+                );
+                outcome.configs_refused.push(region.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Folds the observation into the build's history item (conditional, retried).
+async fn record_build(deps: &Deps, obs: &Observation) -> Result<bool, HandlerError> {
+    let Some(arn) = ImageArn::parse(&obs.build_id) else {
+        return Ok(false);
+    };
+    let version = arn.build_version();
+    let job_id = build_job_id(&obs.preset, &version);
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = deps.store.get_build(&job_id).await?;
+        let Some(next) = apply_build(current.as_ref().map(|c| &c.record), obs, &version) else {
+            return Ok(false);
+        };
+        if deps.store.put_build(&next, current.map(|c| c.rev)).await? == Cas::Written {
+            return Ok(true);
+        }
+    }
+    Err(HandlerError::Contention {
+        what: format!("build history {job_id}"),
+    })
+}
+
+/// Pushes the current public status to the edge; failures are logged, never returned.
+pub async fn push_snapshot(deps: &Deps, now: DateTime<Utc>) {
+    if !deps.edge.enabled() {
+        return;
+    }
+    let report = match crate::status::snapshot(deps, now).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the status snapshot to push");
+            return;
+        }
+    };
+    match deps.edge.push(&report).await {
+        Ok(()) => tracing::info!(
+            status = report.status.as_str(),
+            "snapshot pushed to the edge"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "snapshot push to the edge failed (the edge will pull)")
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Lambda configuration from environment variables (documented in lambdas/README.md).
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} = '{value}': {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `KILN_TABLE`: the DynamoDB table.
+    pub table: String,
+    /// `KILN_PREFIX` (default `spot-runner`): pipeline names `<prefix>-<preset>`,
+    /// parameters `/<prefix>/configs/<preset>`.
+    pub prefix: String,
+    /// `AWS_REGION` (set by Lambda): the stack region, default distribution region.
+    pub stack_region: String,
+    /// `KILN_STALE_AFTER_MINUTES` (default 30): a `building` record older than this is
+    /// checked against Image Builder.
+    pub stale_after: Duration,
+    /// `KILN_RECONCILE_CONCURRENCY` (default 4).
+    pub reconcile_concurrency: usize,
+    /// `KILN_STATUS_RECONCILE_BUDGET_MS` (default 2500): inline reconcile in
+    /// status-origin gives up after this.
+    pub status_budget: Duration,
+    /// `KILN_STATUS_RECONCILE_MEMO_SECS` (default 300): a preset reconciled inline is not
+    /// retried by the same container within this.
+    pub status_memo: Duration,
+    /// `KILN_EDGE_URL`: the Worker's base URL for `/ingest` pushes (unset: no pushes).
+    pub edge_url: Option<String>,
+    /// `KILN_INGEST_SECRET` (default: `KILN_ORIGIN_SECRET`): signs pushes to the edge.
+    pub ingest_secret: Option<String>,
+    /// `KILN_ORIGIN_SECRET`: verifies the edge's `/status` requests, signs responses.
+    pub origin_secret: Option<String>,
+    /// `KILN_EDGE_TIMEOUT_MS` (default 2000).
+    pub edge_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    // Secrets never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("table", &self.table)
+            .field("prefix", &self.prefix)
+            .field("stack_region", &self.stack_region)
+            .field("stale_after", &self.stale_after)
+            .field("reconcile_concurrency", &self.reconcile_concurrency)
+            .field("status_budget", &self.status_budget)
+            .field("edge_url", &self.edge_url)
+            .field(
+                "ingest_secret",
+                &self.ingest_secret.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "origin_secret",
+                &self.origin_secret.as_ref().map(|_| "<set>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+pub const DEFAULT_PREFIX: &str = "spot-runner";
+
+impl Config {
+    /// A config with defaults, for tests and the local stack.
+    pub fn new(table: impl Into<String>, stack_region: impl Into<String>) -> Self {
+        Config {
+            table: table.into(),
+            prefix: DEFAULT_PREFIX.into(),
+            stack_region: stack_region.into(),
+            stale_after: Duration::from_secs(30 * 60),
+            reconcile_concurrency: 4,
+            status_budget: Duration::from_millis(2500),
+            status_memo: Duration::from_secs(300),
+            edge_url: None,
+            ingest_secret: None,
+            origin_secret: None,
+            edge_timeout: Duration::from_millis(2000),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let table = get("KILN_TABLE").ok_or(ConfigError::Missing("KILN_TABLE"))?;
+        let region = get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .ok_or(ConfigError::Missing("AWS_REGION"))?;
+        let mut c = Config::new(table, region);
+        if let Some(p) = get("KILN_PREFIX") {
+            c.prefix = p;
+        }
+        let num = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+            get(name)
+                .map(|v| {
+                    v.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
+                        name,
+                        value: v.clone(),
+                        reason: e.to_string(),
+                    })
+                })
+                .transpose()
+        };
+        if let Some(m) = num("KILN_STALE_AFTER_MINUTES")? {
+            c.stale_after = Duration::from_secs(m * 60);
+        }
+        if let Some(n) = num("KILN_RECONCILE_CONCURRENCY")? {
+            if n == 0 {
+                return Err(ConfigError::Invalid {
+                    name: "KILN_RECONCILE_CONCURRENCY",
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+            c.reconcile_concurrency = n as usize;
+        }
+        if let Some(ms) = num("KILN_STATUS_RECONCILE_BUDGET_MS")? {
+            c.status_budget = Duration::from_millis(ms);
+        }
+        if let Some(s) = num("KILN_STATUS_RECONCILE_MEMO_SECS")? {
+            c.status_memo = Duration::from_secs(s);
+        }
+        if let Some(ms) = num("KILN_EDGE_TIMEOUT_MS")? {
+            c.edge_timeout = Duration::from_millis(ms);
+        }
+        c.edge_url = get("KILN_EDGE_URL");
+        c.origin_secret = get("KILN_ORIGIN_SECRET");
+        c.ingest_secret = get("KILN_INGEST_SECRET").or_else(|| c.origin_secret.clone());
+        Ok(c)
+    }
+
+    /// `/<prefix>/configs/<preset>`.
+    pub fn parameter_name(&self, preset: &str) -> String {
+        format!("/{}/configs/{preset}", self.prefix)
+    }
+
+    /// `<prefix>-<preset>`.
+    pub fn pipeline_name(&self, preset: &str) -> String {
+        format!("{}-{preset}", self.prefix)
+    }
+
+    /// The preset a pipeline belongs to, if it is one of ours.
+    pub fn preset_of_pipeline<'a>(&self, pipeline: &'a str) -> Option<&'a str> {
+        pipeline
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('-')
+            .filter(|p| !p.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::from_lookup(lookup(&[("KILN_TABLE", "t"), ("AWS_REGION", "eu-west-1")]))
+            .unwrap();
+        assert_eq!(c.prefix, "spot-runner");
+        assert_eq!(c.stale_after, Duration::from_secs(1800));
+        assert_eq!(c.edge_url, None);
+        let c = Config::from_lookup(lookup(&[
+            ("KILN_TABLE", "t"),
+            ("AWS_REGION", "eu-west-1"),
+            ("KILN_PREFIX", "ci"),
+            ("KILN_STALE_AFTER_MINUTES", "5"),
+            ("KILN_ORIGIN_SECRET", "s3cret"),
+        ]))
+        .unwrap();
+        assert_eq!(c.stale_after, Duration::from_secs(300));
+        assert_eq!(c.ingest_secret.as_deref(), Some("s3cret"));
+        assert_eq!(c.parameter_name("linux-x64"), "/ci/configs/linux-x64");
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "secrets stay out of Debug"
+        );
+    }
+
+    #[test]
+    fn clear_errors() {
+        assert_eq!(
+            Config::from_lookup(lookup(&[("AWS_REGION", "x")])).unwrap_err(),
+            ConfigError::Missing("KILN_TABLE")
+        );
+        let e = Config::from_lookup(lookup(&[
+            ("KILN_TABLE", "t"),
+            ("AWS_REGION", "x"),
+            ("KILN_STALE_AFTER_MINUTES", "soon"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("KILN_STALE_AFTER_MINUTES"), "{e}");
+    }
+
+    #[test]
+    fn pipeline_to_preset_is_by_prefix_not_regex() {
+        let c = Config::new("t", "us-east-1");
+        assert_eq!(
+            c.preset_of_pipeline("spot-runner-linux-x64"),
+            Some("linux-x64")
+        );
+        assert_eq!(c.preset_of_pipeline("spot-runner-"), None);
+        assert_eq!(c.preset_of_pipeline("spot-runnerx-a"), None);
+        assert_eq!(c.preset_of_pipeline("other-linux"), None);
+    }
+}

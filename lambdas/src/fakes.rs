@@ -1,0 +1,234 @@
+//! Small in-process fakes of the client traits, for unit tests of the handlers' logic.
+//! They keep the real contracts that matter: compare-and-swap on AMI and BUILD items,
+//! "absent" answers, and an unordered image list.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use kiln_shared::StatusReport;
+use kiln_shared::build::BuildRecord;
+use kiln_shared::state::AmiRecord;
+
+use crate::BoxFut;
+use crate::config::Config;
+use crate::deps::Deps;
+use crate::edge::{EdgePusher, PushError};
+use crate::error::AwsError;
+use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
+use crate::runner_configs::RunnerConfigs;
+use crate::store::{Cas, PresetItem, StateStore, VersionedBuild};
+
+#[derive(Default)]
+pub struct MemStore {
+    pub ami: Mutex<BTreeMap<String, AmiRecord>>,
+    pub presets: Mutex<BTreeMap<String, PresetItem>>,
+    pub builds: Mutex<BTreeMap<String, VersionedBuild>>,
+    /// Called before each AMI put: lets a test slip in a concurrent writer.
+    #[allow(clippy::type_complexity)]
+    pub before_put_ami: Mutex<Option<Box<dyn FnMut(&mut BTreeMap<String, AmiRecord>) + Send>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StateStore for MemStore {
+    fn get_ami<'a>(&'a self, preset: &'a str) -> BoxFut<'a, Result<Option<AmiRecord>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.ami).get(preset).cloned()) })
+    }
+    fn put_ami<'a>(
+        &'a self,
+        record: &'a AmiRecord,
+        expected: Option<&'a AmiRecord>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        Box::pin(async move {
+            let mut map = lock(&self.ami);
+            if let Some(hook) = lock(&self.before_put_ami).as_mut() {
+                hook(&mut map);
+            }
+            let ok = match (map.get(&record.preset), expected) {
+                (None, None) => true,
+                (Some(cur), Some(exp)) => {
+                    cur.order_key == exp.order_key && cur.ami_order_key == exp.ami_order_key
+                }
+                _ => false,
+            };
+            if !ok {
+                return Ok(Cas::Conflict);
+            }
+            map.insert(record.preset.clone(), record.clone());
+            Ok(Cas::Written)
+        })
+    }
+    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.ami).values().cloned().collect()) })
+    }
+    fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.presets).get(name).cloned()) })
+    }
+    fn put_preset<'a>(&'a self, item: &'a PresetItem) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            lock(&self.presets).insert(item.name.clone(), item.clone());
+            Ok(())
+        })
+    }
+    fn delete_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            lock(&self.presets).remove(name);
+            Ok(())
+        })
+    }
+    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.presets).values().cloned().collect()) })
+    }
+    fn get_build<'a>(
+        &'a self,
+        job_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<VersionedBuild>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.builds).get(job_id).cloned()) })
+    }
+    fn put_build<'a>(
+        &'a self,
+        record: &'a BuildRecord,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        Box::pin(async move {
+            let mut map = lock(&self.builds);
+            if map.get(&record.job_id).map(|b| b.rev) != expected_rev {
+                return Ok(Cas::Conflict);
+            }
+            let rev = expected_rev.map_or(1, |r| r + 1);
+            map.insert(
+                record.job_id.clone(),
+                VersionedBuild {
+                    record: record.clone(),
+                    rev,
+                },
+            );
+            Ok(Cas::Written)
+        })
+    }
+    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.builds)
+                .values()
+                .map(|b| b.record.clone())
+                .collect())
+        })
+    }
+}
+
+/// (region, name) → value.
+#[derive(Default)]
+pub struct MemConfigs(pub Mutex<BTreeMap<(String, String), String>>);
+
+impl MemConfigs {
+    pub fn value(&self, region: &str, name: &str) -> Option<serde_json::Value> {
+        lock(&self.0)
+            .get(&(region.to_owned(), name.to_owned()))
+            .map(|s| serde_json::from_str(s).unwrap())
+    }
+    pub fn set(&self, region: &str, name: &str, text: &str) {
+        lock(&self.0).insert((region.to_owned(), name.to_owned()), text.to_owned());
+    }
+}
+
+impl RunnerConfigs for MemConfigs {
+    fn get<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.0)
+                .get(&(region.to_owned(), name.to_owned()))
+                .cloned())
+        })
+    }
+    fn put<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.set(region, name, value);
+            Ok(())
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct MemImages {
+    /// pipeline name → ARN.
+    pub pipelines: Mutex<BTreeMap<String, String>>,
+    /// pipeline ARN → images, in the (misleading) order the list returns them.
+    pub lists: Mutex<HashMap<String, Vec<ImageSummary>>>,
+    pub images: Mutex<HashMap<String, ImageInfo>>,
+    /// pipeline ARNs started.
+    pub started: Mutex<Vec<String>>,
+}
+
+impl ImageBuilderApi for MemImages {
+    fn find_pipeline<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<String>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.pipelines).get(name).cloned()) })
+    }
+    fn list_pipeline_images<'a>(
+        &'a self,
+        arn: &'a str,
+    ) -> BoxFut<'a, Result<Vec<ImageSummary>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.lists).get(arn).cloned().unwrap_or_default()) })
+    }
+    fn get_image<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<Option<ImageInfo>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.images).get(arn).cloned()) })
+    }
+    fn start_pipeline<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<String, AwsError>> {
+        Box::pin(async move {
+            let mut started = lock(&self.started);
+            started.push(arn.to_owned());
+            Ok(format!("{arn}/started/{}", started.len()))
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct RecordingEdge(pub Mutex<Vec<StatusReport>>);
+
+impl EdgePusher for RecordingEdge {
+    fn push<'a>(&'a self, report: &'a StatusReport) -> BoxFut<'a, Result<(), PushError>> {
+        Box::pin(async move {
+            lock(&self.0).push(report.clone());
+            Ok(())
+        })
+    }
+}
+
+/// Fakes wired into [`Deps`], with handles to inspect them.
+pub struct World {
+    pub store: Arc<MemStore>,
+    pub configs: Arc<MemConfigs>,
+    pub images: Arc<MemImages>,
+    pub edge: Arc<RecordingEdge>,
+    pub deps: Deps,
+}
+
+pub fn world(config: Config) -> World {
+    let store = Arc::new(MemStore::default());
+    let configs = Arc::new(MemConfigs::default());
+    let images = Arc::new(MemImages::default());
+    let edge = Arc::new(RecordingEdge::default());
+    let deps = Deps::new(
+        config,
+        store.clone(),
+        configs.clone(),
+        images.clone(),
+        edge.clone(),
+    );
+    World {
+        store,
+        configs,
+        images,
+        edge,
+        deps,
+    }
+}

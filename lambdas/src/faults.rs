@@ -1,0 +1,338 @@
+//! A failure-injecting wrapper around every AWS client trait, in the spirit of
+//! mountpoint-s3's failure client: it counts calls per operation (how kiln reports the
+//! AWS calls an event costs) and fails chosen calls with throttling, a 500 or a timeout.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kiln_shared::StatusReport;
+use kiln_shared::build::BuildRecord;
+use kiln_shared::state::AmiRecord;
+
+use crate::BoxFut;
+use crate::edge::{EdgePusher, PushError};
+use crate::error::{AwsError, AwsErrorKind};
+use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
+use crate::runner_configs::RunnerConfigs;
+use crate::store::{Cas, PresetItem, StateStore, VersionedBuild};
+
+/// How an injected failure looks to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Throttle,
+    Server,
+    /// Waits this long, then fails as a timeout.
+    Timeout(Duration),
+}
+
+/// Fail calls of `operation` (`None`: any) after `after` matching calls succeeded,
+/// `times` times (then the rule is spent).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub operation: Option<String>,
+    pub after: u64,
+    pub times: u64,
+    pub fault: Fault,
+    seen: u64,
+    fired: u64,
+}
+
+impl Rule {
+    pub fn new(operation: Option<&str>, fault: Fault) -> Self {
+        Rule {
+            operation: operation.map(str::to_owned),
+            after: 0,
+            times: 1,
+            fault,
+            seen: 0,
+            fired: 0,
+        }
+    }
+
+    pub fn after(mut self, n: u64) -> Self {
+        self.after = n;
+        self
+    }
+
+    pub fn times(mut self, n: u64) -> Self {
+        self.times = n;
+        self
+    }
+
+    pub fn forever(self) -> Self {
+        self.times(u64::MAX)
+    }
+}
+
+/// Shared plan and counters; clone the `Arc` into every wrapper.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    calls: Mutex<BTreeMap<String, u64>>,
+    rules: Mutex<Vec<Rule>>,
+}
+
+impl FaultPlan {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&self, rule: Rule) {
+        self.rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(rule);
+    }
+
+    pub fn clear_rules(&self) {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Calls per operation since the last reset (failed ones included).
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// AWS calls only (the edge push is not one).
+    pub fn aws_calls(&self) -> u64 {
+        self.calls()
+            .iter()
+            .filter(|(op, _)| !op.starts_with("edge:"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn reset_counts(&self) {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Counts the call, then fails it if a rule says so.
+    pub async fn check(&self, operation: &'static str) -> Result<(), AwsError> {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(operation.to_owned())
+            .or_default() += 1;
+        let fault = {
+            let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+            let mut fault = None;
+            for r in rules.iter_mut() {
+                if r.operation.as_deref().is_some_and(|o| o != operation) {
+                    continue;
+                }
+                r.seen += 1;
+                if fault.is_none() && r.seen > r.after && r.fired < r.times {
+                    r.fired += 1;
+                    fault = Some(r.fault);
+                }
+            }
+            fault
+        };
+        match fault {
+            None => Ok(()),
+            Some(Fault::Throttle) => Err(AwsError::new(
+                operation,
+                AwsErrorKind::Throttled,
+                "ThrottlingException: Rate exceeded (injected)",
+            )),
+            Some(Fault::Server) => Err(AwsError::new(
+                operation,
+                AwsErrorKind::Server,
+                "InternalServerError: 500 (injected)",
+            )),
+            Some(Fault::Timeout(d)) => {
+                tokio::time::sleep(d).await;
+                Err(AwsError::new(
+                    operation,
+                    AwsErrorKind::Timeout,
+                    "request timed out (injected)",
+                ))
+            }
+        }
+    }
+}
+
+/// Wraps any client trait implementation (also `dyn` ones) with a [`FaultPlan`].
+pub struct Faulty<T: ?Sized> {
+    pub inner: Arc<T>,
+    pub plan: Arc<FaultPlan>,
+}
+
+impl<T: ?Sized> Faulty<T> {
+    pub fn new(inner: Arc<T>, plan: Arc<FaultPlan>) -> Self {
+        Faulty { inner, plan }
+    }
+}
+
+macro_rules! faulty {
+    ($self:ident, $op:literal, $call:expr) => {
+        Box::pin(async move {
+            $self.plan.check($op).await?;
+            $call.await
+        })
+    };
+}
+
+impl<T: StateStore + ?Sized> StateStore for Faulty<T> {
+    fn get_ami<'a>(&'a self, preset: &'a str) -> BoxFut<'a, Result<Option<AmiRecord>, AwsError>> {
+        faulty!(self, "dynamodb:GetItem", self.inner.get_ami(preset))
+    }
+    fn put_ami<'a>(
+        &'a self,
+        record: &'a AmiRecord,
+        expected: Option<&'a AmiRecord>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        faulty!(
+            self,
+            "dynamodb:PutItem",
+            self.inner.put_ami(record, expected)
+        )
+    }
+    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>> {
+        faulty!(self, "dynamodb:Query", self.inner.list_ami())
+    }
+    fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
+        faulty!(self, "dynamodb:GetItem", self.inner.get_preset(name))
+    }
+    fn put_preset<'a>(&'a self, item: &'a PresetItem) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(self, "dynamodb:PutItem", self.inner.put_preset(item))
+    }
+    fn delete_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(self, "dynamodb:DeleteItem", self.inner.delete_preset(name))
+    }
+    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>> {
+        faulty!(self, "dynamodb:Query", self.inner.list_presets())
+    }
+    fn get_build<'a>(
+        &'a self,
+        job_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<VersionedBuild>, AwsError>> {
+        faulty!(self, "dynamodb:GetItem", self.inner.get_build(job_id))
+    }
+    fn put_build<'a>(
+        &'a self,
+        record: &'a BuildRecord,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        faulty!(
+            self,
+            "dynamodb:PutItem",
+            self.inner.put_build(record, expected_rev)
+        )
+    }
+    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>> {
+        faulty!(self, "dynamodb:Query", self.inner.list_builds())
+    }
+}
+
+impl<T: RunnerConfigs + ?Sized> RunnerConfigs for Faulty<T> {
+    fn get<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, AwsError>> {
+        faulty!(self, "ssm:GetParameter", self.inner.get(region, name))
+    }
+    fn put<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(
+            self,
+            "ssm:PutParameter",
+            self.inner.put(region, name, value)
+        )
+    }
+}
+
+impl<T: ImageBuilderApi + ?Sized> ImageBuilderApi for Faulty<T> {
+    fn find_pipeline<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<String>, AwsError>> {
+        faulty!(
+            self,
+            "imagebuilder:ListImagePipelines",
+            self.inner.find_pipeline(name)
+        )
+    }
+    fn list_pipeline_images<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+    ) -> BoxFut<'a, Result<Vec<ImageSummary>, AwsError>> {
+        faulty!(
+            self,
+            "imagebuilder:ListImagePipelineImages",
+            self.inner.list_pipeline_images(pipeline_arn)
+        )
+    }
+    fn get_image<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<Option<ImageInfo>, AwsError>> {
+        faulty!(self, "imagebuilder:GetImage", self.inner.get_image(arn))
+    }
+    fn start_pipeline<'a>(&'a self, pipeline_arn: &'a str) -> BoxFut<'a, Result<String, AwsError>> {
+        faulty!(
+            self,
+            "imagebuilder:StartImagePipelineExecution",
+            self.inner.start_pipeline(pipeline_arn)
+        )
+    }
+}
+
+impl<T: EdgePusher + ?Sized> EdgePusher for Faulty<T> {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+    fn push<'a>(&'a self, report: &'a StatusReport) -> BoxFut<'a, Result<(), PushError>> {
+        Box::pin(async move {
+            self.plan
+                .check("edge:Ingest")
+                .await
+                .map_err(|e| PushError::Http(e.to_string()))?;
+            self.inner.push(report).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rules_fire_after_n_calls_then_stop() {
+        let plan = FaultPlan::new();
+        plan.add(
+            Rule::new(Some("ssm:PutParameter"), Fault::Server)
+                .after(1)
+                .times(2),
+        );
+        assert!(plan.check("ssm:PutParameter").await.is_ok());
+        assert!(
+            plan.check("ssm:GetParameter").await.is_ok(),
+            "other ops unaffected"
+        );
+        let e = plan.check("ssm:PutParameter").await.unwrap_err();
+        assert_eq!(e.kind, AwsErrorKind::Server);
+        assert!(plan.check("ssm:PutParameter").await.is_err());
+        assert!(
+            plan.check("ssm:PutParameter").await.is_ok(),
+            "spent after 2"
+        );
+        assert_eq!(plan.calls()["ssm:PutParameter"], 4);
+        assert_eq!(plan.aws_calls(), 5);
+    }
+
+    #[tokio::test]
+    async fn any_operation_throttle_and_timeout() {
+        let plan = FaultPlan::new();
+        plan.add(Rule::new(None, Fault::Timeout(Duration::from_millis(5))));
+        plan.add(Rule::new(None, Fault::Throttle).after(1));
+        let first = plan.check("dynamodb:GetItem").await.unwrap_err();
+        assert_eq!(first.kind, AwsErrorKind::Timeout);
+        // The second rule has now seen 2 calls: it fires once.
+        let second = plan.check("dynamodb:Query").await.unwrap_err();
+        assert_eq!(second.kind, AwsErrorKind::Throttled);
+        assert!(plan.check("dynamodb:Query").await.is_ok());
+        plan.check("edge:Ingest").await.unwrap();
+        assert_eq!(plan.aws_calls(), 3);
+    }
+}

@@ -1,0 +1,175 @@
+//! Reconciliation: events are best effort, so `building` records older than the
+//! threshold are checked against Image Builder and corrected through
+//! [`observe`](crate::ami_update::observe), the event handler's own code path.
+//!
+//! Observation time: a non-terminal image is observed at its `dateCreated` (it can only
+//! confirm what events already said). A terminal image is observed at *now*: its state
+//! is final, so no event of that build can be newer (older, delayed events become
+//! no-ops), while a newer build's events carry later times and still win. Using
+//! `dateCreated` there would never heal: the lost AVAILABLE's own BUILDING event is
+//! already stored with a later time.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use kiln_shared::state::{AmiRecord, BuildStatus};
+use kiln_shared::{ImageState, Observation};
+
+use crate::Deps;
+use crate::ami_update::{HandlerError, Outcome, observe, push_snapshot, sync_configs};
+use crate::images::newest;
+
+/// What a reconciliation run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Stale presets checked against Image Builder.
+    pub checked: Vec<String>,
+    /// Presets whose AMI record changed.
+    pub corrected: Vec<String>,
+    /// (preset, region) runner configs repaired to follow their record.
+    pub configs_repaired: Vec<(String, String)>,
+    /// (preset, error) for presets that could not be checked; retried next run.
+    pub errors: Vec<(String, String)>,
+}
+
+/// A `building` record whose last change is older than the threshold.
+pub fn is_stale(record: &AmiRecord, now: DateTime<Utc>, threshold: std::time::Duration) -> bool {
+    let threshold = chrono::Duration::from_std(threshold).unwrap_or(chrono::Duration::MAX);
+    record.status == BuildStatus::Building && now - record.updated_at >= threshold
+}
+
+/// The scheduled run: stale records checked (bounded concurrency), then every runner
+/// config checked against its record (repairs a failure between the DynamoDB and SSM
+/// writes when the event was not retried), then one push if anything changed.
+pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileReport, HandlerError> {
+    let records = deps.store.list_ami().await?;
+    let stale: Vec<&AmiRecord> = records
+        .iter()
+        .filter(|r| is_stale(r, now, deps.config.stale_after))
+        .collect();
+    let mut report = ReconcileReport::default();
+    let results: Vec<(String, Result<Option<Outcome>, HandlerError>)> =
+        futures::stream::iter(stale)
+            .map(|r| async move {
+                (
+                    r.preset.clone(),
+                    reconcile_preset(deps, &r.preset, now).await,
+                )
+            })
+            .buffer_unordered(deps.config.reconcile_concurrency.max(1))
+            .collect()
+            .await;
+    let mut corrected_records = std::collections::BTreeMap::new();
+    for (preset, result) in results {
+        report.checked.push(preset.clone());
+        match result {
+            Ok(Some(o)) if o.record_written => {
+                report.corrected.push(preset.clone());
+                if let Some(r) = o.record {
+                    corrected_records.insert(preset, r);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(preset, error = %e, "reconcile failed for preset");
+                report.errors.push((preset, e.to_string()));
+            }
+        }
+    }
+    // Config drift: every record with an AMI, as it stands after the corrections.
+    for r in &records {
+        let record = corrected_records.get(&r.preset).unwrap_or(r);
+        if record.amis.is_empty() {
+            continue;
+        }
+        let repaired = async {
+            let Some(preset) = deps.store.get_preset(&record.preset).await? else {
+                return Ok(Vec::new());
+            };
+            let mut o = Outcome::default();
+            sync_configs(deps, &preset, record, &mut o).await?;
+            Ok::<_, HandlerError>(o.configs_updated)
+        }
+        .await;
+        match repaired {
+            Ok(regions) => report
+                .configs_repaired
+                .extend(regions.into_iter().map(|g| (record.preset.clone(), g))),
+            Err(e) => {
+                tracing::error!(preset = record.preset, error = %e, "runner config check failed");
+                report.errors.push((record.preset.clone(), e.to_string()));
+            }
+        }
+    }
+    report.checked.sort();
+    report.corrected.sort();
+    if !report.corrected.is_empty() {
+        push_snapshot(deps, now).await;
+    }
+    tracing::info!(
+        checked = report.checked.len(),
+        corrected = report.corrected.len(),
+        configs_repaired = report.configs_repaired.len(),
+        errors = report.errors.len(),
+        "reconcile finished"
+    );
+    Ok(report)
+}
+
+/// Checks one preset against its pipeline's newest image. `Ok(None)` when there is
+/// nothing to check (no preset item, no pipeline, no image).
+pub async fn reconcile_preset(
+    deps: &Deps,
+    preset_name: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Outcome>, HandlerError> {
+    let Some(preset) = deps.store.get_preset(preset_name).await? else {
+        tracing::warn!(
+            preset = preset_name,
+            "stale record without a PRESET item; skipped"
+        );
+        return Ok(None);
+    };
+    let Some(pipeline) = deps.images.find_pipeline(&preset.pipeline_name).await? else {
+        tracing::warn!(
+            preset = preset_name,
+            pipeline = preset.pipeline_name,
+            "pipeline not found; skipped"
+        );
+        return Ok(None);
+    };
+    let images = deps.images.list_pipeline_images(&pipeline).await?;
+    let Some(latest) = newest(&images) else {
+        tracing::info!(preset = preset_name, "pipeline has no images yet");
+        return Ok(None);
+    };
+    let Some(image) = deps.images.get_image(&latest.arn).await? else {
+        return Ok(None);
+    };
+    let Some(state) = image.state else {
+        return Ok(None);
+    };
+    let at = if state.is_terminal() {
+        now
+    } else {
+        match image.date_created.or(latest.date_created) {
+            Some(t) => t,
+            None => return Ok(None),
+        }
+    };
+    let obs = Observation {
+        preset: preset.name.clone(),
+        architecture: Some(preset.architecture),
+        state,
+        at,
+        build_id: image.arn.clone(),
+        amis: if state == ImageState::Available {
+            image.amis.clone()
+        } else {
+            Default::default()
+        },
+        home_region: preset.home_region.clone(),
+        reason: image.reason.clone(),
+    };
+    tracing::info!(preset = preset_name, state = %state, image = image.arn, "reconciling from Image Builder");
+    observe(deps, &preset, &obs).await.map(Some)
+}

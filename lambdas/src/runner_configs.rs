@@ -1,0 +1,97 @@
+//! Runner configs in SSM Parameter Store, one client per region.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::types::ParameterType;
+
+use crate::BoxFut;
+use crate::error::{AwsError, from_sdk};
+
+/// Read and write the JSON runner config of a preset in one region.
+pub trait RunnerConfigs: Send + Sync {
+    /// `None` when the parameter does not exist.
+    fn get<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, AwsError>>;
+    /// Creates or overwrites (String parameter).
+    fn put<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>>;
+}
+
+/// The real SSM, with a client per region built from one base configuration (so an
+/// endpoint override for local emulators applies to every region).
+pub struct SsmConfigs {
+    base: aws_config::SdkConfig,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+impl SsmConfigs {
+    pub fn new(base: aws_config::SdkConfig) -> Self {
+        SsmConfigs {
+            base,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, region: &str) -> Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let conf = aws_sdk_ssm::config::Builder::from(&self.base)
+                    .region(aws_sdk_ssm::config::Region::new(region.to_owned()))
+                    .build();
+                Client::from_conf(conf)
+            })
+            .clone()
+    }
+}
+
+impl RunnerConfigs for SsmConfigs {
+    fn get<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, AwsError>> {
+        Box::pin(async move {
+            match self.client(region).get_parameter().name(name).send().await {
+                Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_parameter_not_found()) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(from_sdk("ssm:GetParameter", e)),
+            }
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.client(region)
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(ParameterType::String)
+                .overwrite(true)
+                .send()
+                .await
+                .map_err(|e| from_sdk("ssm:PutParameter", e))?;
+            Ok(())
+        })
+    }
+}

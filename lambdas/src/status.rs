@@ -1,0 +1,197 @@
+//! `status-origin`: the signed `/status` origin the edge pulls from.
+//!
+//! One paginated GSI query reads every AMI record, one more the PRESET items (presets
+//! without a record yet show as `not_configured`; records of presets no longer
+//! configured are hidden). Stale `building` records are reconciled inline within a
+//! time budget, each preset at most once per container per memo period.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use http::{HeaderMap, Response, StatusCode};
+use kiln_shared::StatusReport;
+use kiln_shared::signing::{
+    self, DEFAULT_WINDOW_SECS, ORIGIN_STATUS_PATH, RESPONSE_METHOD, SIGNATURE_HEADER,
+    SignedRequest, TIMESTAMP_HEADER,
+};
+use kiln_shared::state::AmiRecord;
+use kiln_shared::status::KnownPreset;
+
+use crate::Deps;
+use crate::error::AwsError;
+use crate::reconcile::{is_stale, reconcile_preset};
+use crate::store::PresetItem;
+
+/// The report from the table as it is (no reconciliation): what pushes carry.
+pub async fn snapshot(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, AwsError> {
+    let (records, presets) = futures::try_join!(deps.store.list_ami(), deps.store.list_presets())?;
+    Ok(report(&presets, &records, now))
+}
+
+fn report(presets: &[PresetItem], records: &[AmiRecord], now: DateTime<Utc>) -> StatusReport {
+    let known: Vec<KnownPreset> = presets
+        .iter()
+        .map(|p| KnownPreset {
+            name: p.name.clone(),
+            architecture: Some(p.architecture),
+        })
+        .collect();
+    let names: BTreeSet<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+    // Without PRESET items (a table written by hand) every record is shown.
+    let shown: Vec<AmiRecord> = records
+        .iter()
+        .filter(|r| names.is_empty() || names.contains(r.preset.as_str()))
+        .cloned()
+        .collect();
+    StatusReport::build(&known, &shown, now)
+}
+
+/// The status with stale records reconciled inline (bounded by the time budget).
+pub async fn status(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, AwsError> {
+    let (mut records, presets) =
+        futures::try_join!(deps.store.list_ami(), deps.store.list_presets())?;
+    let due: Vec<String> = {
+        let mut memo = deps
+            .inline_reconciled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let at = Instant::now();
+        let due: Vec<String> = records
+            .iter()
+            .filter(|r| is_stale(r, now, deps.config.stale_after))
+            .filter(|r| {
+                memo.get(&r.preset)
+                    .is_none_or(|t| at.duration_since(*t) >= deps.config.status_memo)
+            })
+            .map(|r| r.preset.clone())
+            .collect();
+        for p in &due {
+            memo.insert(p.clone(), at);
+        }
+        due
+    };
+    if !due.is_empty() {
+        let work = futures::stream::iter(due)
+            .map(|p| async move { (p.clone(), reconcile_preset(deps, &p, now).await) })
+            .buffer_unordered(deps.config.reconcile_concurrency.max(1))
+            .collect::<Vec<_>>();
+        match tokio::time::timeout(deps.config.status_budget, work).await {
+            Ok(results) => {
+                for (preset, result) in results {
+                    match result {
+                        Ok(Some(o)) => {
+                            if let Some(fresh) = o.record
+                                && let Some(slot) = records.iter_mut().find(|r| r.preset == preset)
+                            {
+                                *slot = fresh;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(preset, error = %e, "inline reconcile failed"),
+                    }
+                }
+            }
+            Err(_) => tracing::warn!(
+                budget_ms = deps.config.status_budget.as_millis() as u64,
+                "inline reconcile exceeded its budget; serving what is stored"
+            ),
+        }
+    }
+    Ok(report(&presets, &records, now))
+}
+
+/// A minimal HTTP request, independent of the Lambda adapter (tests call this directly).
+pub struct OriginRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response<String> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(serde_json::json!({ "error": message }).to_string())
+        .expect("static response")
+}
+
+/// The Function URL handler: verify → status → signed JSON. Errors are JSON with a
+/// generic message (details go to the log, never to the caller).
+pub async fn handle_request(
+    deps: &Deps,
+    req: OriginRequest<'_>,
+    now: DateTime<Utc>,
+) -> Response<String> {
+    let Some(secret) = deps.config.origin_secret.as_deref() else {
+        tracing::error!("KILN_ORIGIN_SECRET is not set; refusing every request");
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "origin is not configured",
+        );
+    };
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = SignedRequest {
+        timestamp: header(TIMESTAMP_HEADER),
+        signature: header(SIGNATURE_HEADER),
+        method: req.method,
+        path: ORIGIN_STATUS_PATH,
+        body: req.body,
+    };
+    if let Err(e) = signing::verify(
+        secret.as_bytes(),
+        &signed,
+        now.timestamp(),
+        DEFAULT_WINDOW_SECS,
+    ) {
+        tracing::warn!(error = %e, path = req.path, "request refused: bad signature");
+        return json_error(StatusCode::UNAUTHORIZED, "invalid or missing signature");
+    }
+    if !req.method.eq_ignore_ascii_case("GET") {
+        return json_error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
+    }
+    if req.path.trim_end_matches('/') != ORIGIN_STATUS_PATH {
+        return json_error(StatusCode::NOT_FOUND, "not found");
+    }
+    let report = match status(deps, now).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "status unavailable");
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "status temporarily unavailable",
+            );
+        }
+    };
+    let body = serde_json::to_string(&report).expect("report serialises");
+    let ts = now.timestamp();
+    let sig = match signing::sign(
+        secret.as_bytes(),
+        ts,
+        RESPONSE_METHOD,
+        ORIGIN_STATUS_PATH,
+        body.as_bytes(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "signing the response failed");
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    tracing::info!(
+        status = report.status.as_str(),
+        presets = report.presets.len(),
+        "status served"
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .header(TIMESTAMP_HEADER, ts.to_string())
+        .header(SIGNATURE_HEADER, sig)
+        .body(body)
+        .expect("valid response")
+}

@@ -1,0 +1,442 @@
+//! The state store: AMI records, PRESET items and BUILD history in one DynamoDB table.
+//!
+//! Writes of AMI records and BUILD items are compare-and-swap: a writer states what it
+//! read and the write only lands if that is still what is stored. A lost race comes
+//! back as [`Cas::Conflict`] (an answer, not an error), the caller re-reads and
+//! re-applies the pure state machine.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
+};
+use chrono::{DateTime, Utc};
+use kiln_shared::build::{BuildRecord, RECORD_TYPE_BUILD};
+use kiln_shared::state::{AmiRecord, RECORD_TYPE_AMI, ami_job_id};
+use kiln_shared::{Architecture, Preset, time};
+use serde::{Deserialize, Serialize};
+
+use crate::BoxFut;
+use crate::attr::{self, Item};
+use crate::error::{AwsError, from_sdk};
+
+pub const GSI_NAME: &str = "recordType-index";
+pub const RECORD_TYPE_PRESET: &str = "PRESET";
+/// Attribute holding the BUILD item's revision (optimistic concurrency).
+const REV: &str = "rev";
+
+/// `jobId` of a preset's configuration item.
+pub fn preset_job_id(preset: &str) -> String {
+    format!("PRESET#{preset}")
+}
+
+/// Outcome of a compare-and-swap write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cas {
+    Written,
+    /// What is stored is no longer what the writer read.
+    Conflict,
+}
+
+/// A preset's configuration item (`jobId = PRESET#<name>`), written by `preset-init`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresetItem {
+    pub job_id: String,
+    pub record_type: String,
+    pub name: String,
+    pub architecture: Architecture,
+    /// Distribution regions with the stack default applied; the first is home.
+    pub regions: Vec<String>,
+    pub home_region: String,
+    pub pipeline_name: String,
+    pub parameter_name: String,
+    pub content_hash: String,
+    /// The preset as JSON text (kept as text so it round-trips byte for byte).
+    pub preset: String,
+    #[serde(with = "time::serde_secs")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl PresetItem {
+    pub fn new(p: &Preset, prefix: &str, stack_region: &str, now: DateTime<Utc>) -> Self {
+        PresetItem {
+            job_id: preset_job_id(&p.name),
+            record_type: RECORD_TYPE_PRESET.into(),
+            name: p.name.clone(),
+            architecture: p.architecture,
+            regions: p
+                .regions_or(stack_region)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            home_region: p.home_region(stack_region).to_owned(),
+            pipeline_name: p.pipeline_name(prefix),
+            parameter_name: p.parameter_name(prefix),
+            content_hash: p.content_hash(),
+            preset: serde_json::to_string(p).expect("preset serialises"),
+            updated_at: time::truncate(now),
+        }
+    }
+
+    pub fn preset(&self) -> Result<Preset, serde_json::Error> {
+        serde_json::from_str(&self.preset)
+    }
+}
+
+/// A BUILD item with its revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedBuild {
+    pub record: BuildRecord,
+    pub rev: u64,
+}
+
+/// The table, as kiln uses it.
+pub trait StateStore: Send + Sync {
+    fn get_ami<'a>(&'a self, preset: &'a str) -> BoxFut<'a, Result<Option<AmiRecord>, AwsError>>;
+    /// Writes `record` if the stored record is still `expected` (`None`: none stored).
+    fn put_ami<'a>(
+        &'a self,
+        record: &'a AmiRecord,
+        expected: Option<&'a AmiRecord>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>>;
+    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>>;
+
+    fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>>;
+    fn put_preset<'a>(&'a self, item: &'a PresetItem) -> BoxFut<'a, Result<(), AwsError>>;
+    fn delete_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), AwsError>>;
+    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>>;
+
+    fn get_build<'a>(
+        &'a self,
+        job_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<VersionedBuild>, AwsError>>;
+    /// Writes `record` as revision `expected_rev + 1` if `expected_rev` is still stored.
+    fn put_build<'a>(
+        &'a self,
+        record: &'a BuildRecord,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>>;
+    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>>;
+}
+
+/// The real store: DynamoDB through the official SDK.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, job_id: &str) -> Result<Option<Item>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("jobId", AttributeValue::S(job_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| from_sdk("dynamodb:GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// `Ok(Conflict)` when the condition failed.
+    async fn put(
+        &self,
+        item: Item,
+        condition: Option<(&str, Vec<(&str, AttributeValue)>)>,
+    ) -> Result<Cas, AwsError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        if let Some((expr, values)) = condition {
+            req = req.condition_expression(expr);
+            for (k, v) in values {
+                req = req.expression_attribute_values(k, v);
+            }
+        }
+        match req.send().await {
+            Ok(_) => Ok(Cas::Written),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Cas::Conflict)
+            }
+            Err(e) => Err(from_sdk("dynamodb:PutItem", e)),
+        }
+    }
+
+    /// Every item of one record type: the GSI, all pages.
+    async fn query_type(&self, record_type: &str) -> Result<Vec<Item>, AwsError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI_NAME)
+                .key_condition_expression("recordType = :t")
+                .expression_attribute_values(":t", AttributeValue::S(record_type.to_owned()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("dynamodb:Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+/// Parses listed items; one unreadable item is logged and skipped so it cannot hide
+/// every other preset from `/status`.
+fn parse_all<T: serde::de::DeserializeOwned>(kind: &str, items: Vec<Item>) -> Vec<T> {
+    items
+        .iter()
+        .filter_map(|item| match attr::from_item(item) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let id = item.get("jobId").and_then(|v| v.as_s().ok()).cloned();
+                tracing::error!(kind, job_id = ?id, error = %e, "skipping unreadable item");
+                None
+            }
+        })
+        .collect()
+}
+
+fn parse_one<T: serde::de::DeserializeOwned>(op: &'static str, item: &Item) -> Result<T, AwsError> {
+    attr::from_item(item).map_err(|e| AwsError::invalid(op, format!("stored item: {e}")))
+}
+
+fn encode<T: Serialize>(op: &'static str, v: &T) -> Result<Item, AwsError> {
+    attr::to_item(v).map_err(|e| AwsError::invalid(op, e.to_string()))
+}
+
+fn null_type() -> AttributeValue {
+    AttributeValue::S("NULL".into())
+}
+
+impl StateStore for DynamoStore {
+    fn get_ami<'a>(&'a self, preset: &'a str) -> BoxFut<'a, Result<Option<AmiRecord>, AwsError>> {
+        Box::pin(async move {
+            self.get(&ami_job_id(preset))
+                .await?
+                .map(|i| parse_one("dynamodb:GetItem", &i))
+                .transpose()
+        })
+    }
+
+    fn put_ami<'a>(
+        &'a self,
+        record: &'a AmiRecord,
+        expected: Option<&'a AmiRecord>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        Box::pin(async move {
+            let item = encode("dynamodb:PutItem", record)?;
+            let condition = match expected {
+                None => ("attribute_not_exists(jobId)", vec![]),
+                Some(e) => {
+                    let mut values = vec![(":ok", AttributeValue::S(e.order_key.clone()))];
+                    // The AMI guard is null until the first AVAILABLE: "still null" is
+                    // absent or of type NULL.
+                    let expr = match &e.ami_order_key {
+                        Some(k) => {
+                            values.push((":aok", AttributeValue::S(k.clone())));
+                            "orderKey = :ok AND amiOrderKey = :aok"
+                        }
+                        None => {
+                            values.push((":null", null_type()));
+                            "orderKey = :ok AND (attribute_not_exists(amiOrderKey) OR attribute_type(amiOrderKey, :null))"
+                        }
+                    };
+                    (expr, values)
+                }
+            };
+            self.put(item, Some(condition)).await
+        })
+    }
+
+    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>> {
+        Box::pin(async move { Ok(parse_all("AMI", self.query_type(RECORD_TYPE_AMI).await?)) })
+    }
+
+    fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
+        Box::pin(async move {
+            self.get(&preset_job_id(name))
+                .await?
+                .map(|i| parse_one("dynamodb:GetItem", &i))
+                .transpose()
+        })
+    }
+
+    fn put_preset<'a>(&'a self, item: &'a PresetItem) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.put(encode("dynamodb:PutItem", item)?, None).await?;
+            Ok(())
+        })
+    }
+
+    fn delete_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("jobId", AttributeValue::S(preset_job_id(name)))
+                .send()
+                .await
+                .map_err(|e| from_sdk("dynamodb:DeleteItem", e))?;
+            Ok(())
+        })
+    }
+
+    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>> {
+        Box::pin(async move {
+            Ok(parse_all(
+                "PRESET",
+                self.query_type(RECORD_TYPE_PRESET).await?,
+            ))
+        })
+    }
+
+    fn get_build<'a>(
+        &'a self,
+        job_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<VersionedBuild>, AwsError>> {
+        Box::pin(async move {
+            let Some(item) = self.get(job_id).await? else {
+                return Ok(None);
+            };
+            let rev = item
+                .get(REV)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            Ok(Some(VersionedBuild {
+                record: parse_one("dynamodb:GetItem", &item)?,
+                rev,
+            }))
+        })
+    }
+
+    fn put_build<'a>(
+        &'a self,
+        record: &'a BuildRecord,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        Box::pin(async move {
+            let mut item = encode("dynamodb:PutItem", record)?;
+            let next = expected_rev.map_or(1, |r| r + 1);
+            item.insert(REV.into(), AttributeValue::N(next.to_string()));
+            let condition = match expected_rev {
+                None => ("attribute_not_exists(jobId)", vec![]),
+                Some(r) => (
+                    "#rev = :rev",
+                    vec![(":rev", AttributeValue::N(r.to_string()))],
+                ),
+            };
+            // `rev` is not reserved, but names keep the expression safe if it ever is.
+            let mut req = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition.0);
+            if expected_rev.is_some() {
+                req = req.expression_attribute_names("#rev", REV);
+            }
+            for (k, v) in condition.1 {
+                req = req.expression_attribute_values(k, v);
+            }
+            match req.send().await {
+                Ok(_) => Ok(Cas::Written),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(Cas::Conflict)
+                }
+                Err(e) => Err(from_sdk("dynamodb:PutItem", e)),
+            }
+        })
+    }
+
+    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>> {
+        Box::pin(async move {
+            Ok(parse_all(
+                "BUILD",
+                self.query_type(RECORD_TYPE_BUILD).await?,
+            ))
+        })
+    }
+}
+
+/// Creates kiln's table (key `jobId`, GSI `recordType-index`) as the CloudFormation
+/// template does; for local stacks and tests. An existing table is left alone.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), AwsError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type set")
+    };
+    let key = |name: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(t)
+            .build()
+            .expect("name and type set")
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI_NAME)
+        .key_schema(key("recordType", KeyType::Hash))
+        .key_schema(key("jobId", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .expect("index fields set");
+    let res = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attr("jobId"))
+        .attribute_definitions(attr("recordType"))
+        .key_schema(key("jobId", KeyType::Hash))
+        .global_secondary_indexes(gsi)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(from_sdk("dynamodb:CreateTable", e)),
+    }
+}
+
+/// Presets by name, for callers that join records with configuration.
+pub fn presets_by_name(items: Vec<PresetItem>) -> BTreeMap<String, PresetItem> {
+    items.into_iter().map(|p| (p.name.clone(), p)).collect()
+}
