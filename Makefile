@@ -2,7 +2,7 @@
 .PHONY: dev test setup bench soak fuzz fmt
 
 dev:
-	@bash scripts/dev.sh
+	@ARGS="$(ARGS)" bash scripts/dev.sh
 
 test:
 	@bash scripts/test.sh
