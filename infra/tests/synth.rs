@@ -69,10 +69,16 @@ fn many_presets(n: usize) -> tempfile::TempDir {
                 1 => "disk_size_gb: 64\ninstance_types: [m7i, c7i.xlarge]\n".to_owned(),
                 _ => "build_instance_types: [c7i.xlarge]\n".to_owned(),
             };
-            (format!("p{i:02}.yaml"), preset_yaml(&format!("preset-{i:02}"), &extra))
+            (
+                format!("p{i:02}.yaml"),
+                preset_yaml(&format!("preset-{i:02}"), &extra),
+            )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     preset_dir(&refs)
 }
 
@@ -135,8 +141,12 @@ fn golden_snapshot_of_the_example_template() {
         std::fs::write(&golden, &rendered).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&golden)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with KILN_BLESS=1 to create it)", golden.display()));
+    let expected = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with KILN_BLESS=1 to create it)",
+            golden.display()
+        )
+    });
     if rendered != expected {
         let first = rendered
             .lines()
@@ -170,7 +180,10 @@ fn yaml_output_is_the_same_template() {
 
 #[test]
 fn synth_of_invalid_presets_prints_every_problem_and_writes_nothing() {
-    let dir = preset_dir(&[("bad.yaml", "name: Bad\narchitecture: sparc\nbase_image: ubuntu-24.04\n")]);
+    let dir = preset_dir(&[(
+        "bad.yaml",
+        "name: Bad\narchitecture: sparc\nbase_image: ubuntu-24.04\n",
+    )]);
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("t.json");
     let run = kiln()
@@ -182,8 +195,14 @@ fn synth_of_invalid_presets_prints_every_problem_and_writes_nothing() {
         .unwrap();
     assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
     let err = text(&run.stderr);
-    assert!(err.contains("bad.yaml: name: 'Bad' is not a valid name"), "{err}");
-    assert!(err.contains("bad.yaml: architecture: unknown architecture 'sparc'"), "{err}");
+    assert!(
+        err.contains("bad.yaml: name: 'Bad' is not a valid name"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yaml: architecture: unknown architecture 'sparc'"),
+        "{err}"
+    );
     assert!(!target.exists());
 }
 
@@ -196,12 +215,12 @@ fn guard_rules_reject_broken_templates() {
     type Breaker = fn(&mut Value);
     let cases: Vec<(&str, Breaker)> = vec![
         ("no_wildcard_resource_on_write_actions", |t| {
-            t["Resources"]["AmiUpdateRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-                ["Statement"][1]["Resource"] = json!(["*"]);
+            t["Resources"]["AmiUpdateRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                [1]["Resource"] = json!(["*"]);
         }),
         ("no_wildcard_resource_on_write_actions", |t| {
-            t["Resources"]["PresetInitRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-                ["Statement"][0] = json!({ "Effect": "Allow", "Action": "ssm:PutParameter", "Resource": "*" });
+            t["Resources"]["PresetInitRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                [0] = json!({ "Effect": "Allow", "Action": "ssm:PutParameter", "Resource": "*" });
         }),
         ("no_wildcard_resource_on_write_actions_in_policies", |t| {
             t["Resources"]["Extra"] = json!({
@@ -232,12 +251,12 @@ fn guard_rules_reject_broken_templates() {
                 .remove("Schedule");
         }),
         ("image_state_rule_covers_failures", |t| {
-            t["Resources"]["ImageStateChangeRule"]["Properties"]["EventPattern"]["detail"]
-                ["state"]["status"] = json!(["BUILDING", "TESTING", "DISTRIBUTING", "AVAILABLE"]);
+            t["Resources"]["ImageStateChangeRule"]["Properties"]["EventPattern"]["detail"]["state"]
+                ["status"] = json!(["BUILDING", "TESTING", "DISTRIBUTING", "AVAILABLE"]);
         }),
         ("image_state_rule_covers_failures", |t| {
-            t["Resources"]["FailedBuildsRule"]["Properties"]["EventPattern"]["detail"]["state"]
-                ["status"] = json!(["FAILED"]);
+            t["Resources"]["FailedBuildsRule"]["Properties"]["EventPattern"]["detail"]["state"]["status"] =
+                json!(["FAILED"]);
         }),
         ("image_state_rule_present", |t| {
             let r = t["Resources"].as_object_mut().unwrap();
@@ -265,12 +284,17 @@ fn guard_rules_reject_broken_templates() {
         breaker(&mut broken);
         let file = out.path().join(format!("broken-{i}.json"));
         std::fs::write(&file, serde_json::to_string_pretty(&broken).unwrap()).unwrap();
-        let Some((passed, output)) = cfn_guard(&file) else { return };
+        let Some((passed, output)) = cfn_guard(&file) else {
+            return;
+        };
         assert!(!passed, "case {i} ({rule}) passed:\n{output}");
         let failed_line = output
             .lines()
             .find(|l| l.trim_start().starts_with(&format!("kiln.guard/{rule} ")))
             .unwrap_or_else(|| panic!("case {i}: no summary line for {rule}:\n{output}"));
-        assert!(failed_line.contains("FAIL"), "case {i}: {failed_line}\n{output}");
+        assert!(
+            failed_line.contains("FAIL"),
+            "case {i}: {failed_line}\n{output}"
+        );
     }
 }

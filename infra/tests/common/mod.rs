@@ -12,7 +12,13 @@ pub fn repo_root() -> PathBuf {
 pub fn kiln() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
     // Tests never talk to real AWS, whatever the developer's shell has.
-    for var in ["AWS_PROFILE", "AWS_ENDPOINT_URL", "KILN_PREFIX", "KILN_TABLE", "KILN_STATUS_URL"] {
+    for var in [
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "KILN_PREFIX",
+        "KILN_TABLE",
+        "KILN_STATUS_URL",
+    ] {
         c.env_remove(var);
     }
     c.env("AWS_ACCESS_KEY_ID", "testing")
