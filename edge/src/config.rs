@@ -1,0 +1,195 @@
+//! Worker configuration from `wrangler.toml` vars and secrets.
+//!
+//! A bad or missing value never stops the Worker: it falls back to a default (or, for
+//! the origin, to serving the last known good snapshot) and is reported by `/healthz`
+//! by variable name only; values (the secret in particular) are never echoed.
+
+use kiln_shared::signing::DEFAULT_WINDOW_SECS;
+
+pub const ORIGIN_URL: &str = "ORIGIN_URL";
+pub const ORIGIN_SECRET: &str = "ORIGIN_SECRET";
+pub const CACHE_TTL_SECS: &str = "CACHE_TTL_SECS";
+pub const STALE_WHILE_REVALIDATE_SECS: &str = "STALE_WHILE_REVALIDATE_SECS";
+pub const ORIGIN_TIMEOUT_MS: &str = "ORIGIN_TIMEOUT_MS";
+pub const SIGNATURE_WINDOW_SECS: &str = "SIGNATURE_WINDOW_SECS";
+pub const PAGE_REFRESH_SECS: &str = "PAGE_REFRESH_SECS";
+/// The KV namespace binding holding the last known good snapshot.
+pub const KV_BINDING: &str = "KILN_STATUS";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} must be {expected}")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Base URL of the status origin, without a trailing slash.
+    pub origin_url: Option<String>,
+    pub origin_secret: Option<Vec<u8>>,
+    /// How long a snapshot is served without asking the origin again.
+    pub cache_ttl_secs: u32,
+    /// After the TTL, how long the old snapshot is still served while it is refreshed in
+    /// the background.
+    pub stale_while_revalidate_secs: u32,
+    pub origin_timeout_ms: u32,
+    pub signature_window_secs: i64,
+    pub page_refresh_secs: u32,
+    /// What was wrong, for `/healthz`.
+    pub problems: Vec<ConfigError>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            origin_url: None,
+            origin_secret: None,
+            cache_ttl_secs: 15,
+            stale_while_revalidate_secs: 60,
+            origin_timeout_ms: 2_500,
+            signature_window_secs: DEFAULT_WINDOW_SECS,
+            page_refresh_secs: 30,
+            problems: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads every setting through `lookup` (vars and secrets by name).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        let mut c = Config::default();
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        match get(ORIGIN_URL) {
+            None => c.problems.push(ConfigError::Missing(ORIGIN_URL)),
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                c.origin_url = Some(url.trim_end_matches('/').to_owned());
+            }
+            Some(_) => c.problems.push(ConfigError::Invalid {
+                name: ORIGIN_URL,
+                expected: "an http(s):// URL",
+            }),
+        }
+        // Secrets are not trimmed: they are used byte for byte by both sides.
+        match lookup(ORIGIN_SECRET).filter(|s| !s.is_empty()) {
+            Some(s) => c.origin_secret = Some(s.into_bytes()),
+            None => c.problems.push(ConfigError::Missing(ORIGIN_SECRET)),
+        }
+
+        let mut number = |name: &'static str, min: u32, max: u32, slot: &mut u32| {
+            if let Some(v) = get(name) {
+                match v.parse::<u32>() {
+                    Ok(n) if (min..=max).contains(&n) => *slot = n,
+                    _ => c.problems.push(ConfigError::Invalid {
+                        name,
+                        expected: match name {
+                            CACHE_TTL_SECS => "whole seconds from 1 to 3600",
+                            STALE_WHILE_REVALIDATE_SECS => "whole seconds from 0 to 86400",
+                            ORIGIN_TIMEOUT_MS => "milliseconds from 100 to 30000",
+                            SIGNATURE_WINDOW_SECS => "whole seconds from 5 to 3600",
+                            _ => "whole seconds from 5 to 3600",
+                        },
+                    }),
+                }
+            }
+        };
+        let mut ttl = c.cache_ttl_secs;
+        let mut swr = c.stale_while_revalidate_secs;
+        let mut timeout = c.origin_timeout_ms;
+        let mut window = c.signature_window_secs as u32;
+        let mut refresh = c.page_refresh_secs;
+        number(CACHE_TTL_SECS, 1, 3_600, &mut ttl);
+        number(STALE_WHILE_REVALIDATE_SECS, 0, 86_400, &mut swr);
+        number(ORIGIN_TIMEOUT_MS, 100, 30_000, &mut timeout);
+        number(SIGNATURE_WINDOW_SECS, 5, 3_600, &mut window);
+        number(PAGE_REFRESH_SECS, 5, 3_600, &mut refresh);
+        c.cache_ttl_secs = ttl;
+        c.stale_while_revalidate_secs = swr;
+        c.origin_timeout_ms = timeout;
+        c.signature_window_secs = i64::from(window);
+        c.page_refresh_secs = refresh;
+        c
+    }
+
+    /// `Cache-Control` for a fresh snapshot.
+    pub fn cache_control(&self) -> String {
+        format!(
+            "public, max-age={}, stale-while-revalidate={}",
+            self.cache_ttl_secs, self.stale_while_revalidate_secs
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn full_config() {
+        let c = from(&[
+            (ORIGIN_URL, " https://origin.example/ "),
+            (ORIGIN_SECRET, "s3cret"),
+            (CACHE_TTL_SECS, "5"),
+            (STALE_WHILE_REVALIDATE_SECS, "0"),
+            (ORIGIN_TIMEOUT_MS, "800"),
+            (SIGNATURE_WINDOW_SECS, "120"),
+            (PAGE_REFRESH_SECS, "10"),
+        ]);
+        assert_eq!(c.problems, vec![]);
+        assert_eq!(c.origin_url.as_deref(), Some("https://origin.example"));
+        assert_eq!(c.origin_secret.as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(
+            (
+                c.cache_ttl_secs,
+                c.stale_while_revalidate_secs,
+                c.origin_timeout_ms
+            ),
+            (5, 0, 800)
+        );
+        assert_eq!((c.signature_window_secs, c.page_refresh_secs), (120, 10));
+        assert_eq!(
+            c.cache_control(),
+            "public, max-age=5, stale-while-revalidate=0"
+        );
+    }
+
+    #[test]
+    fn problems_are_named_and_defaults_kept() {
+        let c = from(&[
+            (ORIGIN_URL, "origin.example"),
+            (CACHE_TTL_SECS, "0"),
+            (ORIGIN_TIMEOUT_MS, "soon"),
+        ]);
+        assert_eq!(c.origin_url, None);
+        assert_eq!(c.cache_ttl_secs, 15);
+        assert_eq!(c.origin_timeout_ms, 2_500);
+        let msgs: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "ORIGIN_URL must be an http(s):// URL",
+                "ORIGIN_SECRET is not set",
+                "CACHE_TTL_SECS must be whole seconds from 1 to 3600",
+                "ORIGIN_TIMEOUT_MS must be milliseconds from 100 to 30000",
+            ]
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! workers-rs glue: maps [`Platform`] onto the Workers runtime. No decisions here.
+
+use std::cell::OnceCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use kiln_shared::signing::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use worker::{
+    AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
+    RequestInit, Response, ResponseBuilder, Result, console_log, event,
+};
+
+use crate::config::{Config, KV_BINDING};
+use crate::http::{Body, Reply};
+use crate::origin::{OriginError, OriginRequest, OriginResponse};
+use crate::service::{self, Edge, Memory, Platform};
+
+/// What outlives a request in this isolate: the snapshot memory and the parsed config
+/// (vars and secrets cannot change without a new isolate).
+#[derive(Default)]
+struct Isolate {
+    memory: Memory,
+    config: OnceCell<Config>,
+}
+
+thread_local! {
+    static ISOLATE: Rc<Isolate> = Rc::new(Isolate::default());
+}
+
+#[derive(Clone)]
+struct WorkerPlatform {
+    env: Env,
+    ctx: Rc<Context>,
+    isolate: Rc<Isolate>,
+    cache_key: Rc<str>,
+}
+
+impl WorkerPlatform {
+    fn kv(&self) -> Option<worker::KvStore> {
+        match self.env.kv(KV_BINDING) {
+            Ok(kv) => Some(kv),
+            Err(e) => {
+                self.log(&format!("KV binding {KV_BINDING} unavailable: {e}"));
+                None
+            }
+        }
+    }
+}
+
+impl Platform for WorkerPlatform {
+    fn now(&self) -> i64 {
+        (Date::now().as_millis() / 1000) as i64
+    }
+
+    fn config(&self) -> &Config {
+        self.isolate.config.get_or_init(|| {
+            Config::from_lookup(|name| {
+                self.env
+                    .secret(name)
+                    .map(|s| s.to_string())
+                    .or_else(|_| self.env.var(name).map(|v| v.to_string()))
+                    .ok()
+            })
+        })
+    }
+
+    fn memory(&self) -> &Memory {
+        &self.isolate.memory
+    }
+
+    async fn fetch_origin(
+        &self,
+        req: &OriginRequest,
+    ) -> std::result::Result<OriginResponse, OriginError> {
+        let transport = |e: worker::Error| OriginError::Transport(e.to_string());
+        let headers = Headers::new();
+        for (name, value) in &req.headers {
+            headers.set(name, value).map_err(transport)?;
+        }
+        headers
+            .set("accept", "application/json")
+            .map_err(transport)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get).with_headers(headers);
+        let request = Request::new_with_init(&req.url, &init).map_err(transport)?;
+        let abort = AbortController::default();
+        let signal = abort.signal();
+        let call = async {
+            let mut resp = Fetch::Request(request)
+                .send_with_signal(&signal)
+                .await
+                .map_err(transport)?;
+            let h = resp.headers();
+            let timestamp = h.get(TIMESTAMP_HEADER).ok().flatten();
+            let signature = h.get(SIGNATURE_HEADER).ok().flatten();
+            let status = resp.status_code();
+            let body = resp.bytes().await.map_err(transport)?;
+            Ok(OriginResponse {
+                status,
+                timestamp,
+                signature,
+                body,
+            })
+        };
+        let timeout = Delay::from(Duration::from_millis(u64::from(req.timeout_ms)));
+        match select(Box::pin(call), timeout).await {
+            Either::Left((result, _)) => result,
+            Either::Right(_) => {
+                abort.abort();
+                Err(OriginError::Timeout(req.timeout_ms))
+            }
+        }
+    }
+
+    async fn cache_get(&self) -> Option<Vec<u8>> {
+        let mut resp = Cache::default().get(&*self.cache_key, false).await.ok()??;
+        resp.bytes().await.ok()
+    }
+
+    async fn cache_put(&self, value: String, max_age_secs: u32) {
+        let headers = Headers::new();
+        let _ = headers.set("content-type", "application/json");
+        let _ = headers.set("cache-control", &format!("max-age={max_age_secs}"));
+        let resp = ResponseBuilder::new()
+            .with_headers(headers)
+            .fixed(value.into_bytes());
+        if let Err(e) = Cache::default().put(&*self.cache_key, resp).await {
+            self.log(&format!("cache put failed: {e}"));
+        }
+    }
+
+    async fn kv_get(&self, key: &'static str) -> Option<Vec<u8>> {
+        match self.kv()?.get(key).bytes().await {
+            Ok(v) => v,
+            Err(e) => {
+                self.log(&format!("KV get {key} failed: {e}"));
+                None
+            }
+        }
+    }
+
+    async fn kv_put(&self, key: &'static str, value: String) {
+        let Some(kv) = self.kv() else { return };
+        let result = match kv.put(key, value) {
+            Ok(put) => put.execute().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.log(&format!("KV put {key} failed: {e}"));
+        }
+    }
+
+    fn spawn(&self, fut: Pin<Box<dyn Future<Output = ()>>>) {
+        self.ctx.wait_until(fut);
+    }
+
+    fn log(&self, line: &str) {
+        console_log!("kiln-edge: {line}");
+    }
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let url = req.url()?;
+    let method = req.method();
+    let headers = req.headers().clone();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let (if_none_match, timestamp, signature) = (
+        header("if-none-match"),
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+    );
+    let body = if method == Method::Post {
+        req.bytes().await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let platform = WorkerPlatform {
+        env,
+        ctx: Rc::new(ctx),
+        isolate: ISOLATE.with(Rc::clone),
+        // Same zone as the request, so the entry is shared by the colo's isolates.
+        cache_key: format!(
+            "{}://{}/__kiln/status-snapshot",
+            url.scheme(),
+            url.host_str().unwrap_or("kiln-edge")
+        )
+        .into(),
+    };
+    let reply = Edge::new(platform)
+        .handle(&service::Request {
+            method: method.as_ref(),
+            path: url.path(),
+            query: url.query(),
+            if_none_match: if_none_match.as_deref(),
+            timestamp: timestamp.as_deref(),
+            signature: signature.as_deref(),
+            body: &body,
+        })
+        .await;
+    into_response(reply)
+}
+
+fn into_response(reply: Reply) -> Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in &reply.headers {
+        headers.set(name, value)?;
+    }
+    let builder = ResponseBuilder::new()
+        .with_status(reply.status)
+        .with_headers(headers);
+    Ok(match reply.body {
+        Body::Empty => builder.empty(),
+        Body::Text(text) => builder.fixed(text.into_bytes()),
+        Body::Snapshot(s) => builder.fixed(s.body.as_bytes().to_vec()),
+    })
+}

@@ -1,0 +1,209 @@
+//! Pulling the status from the origin: the signed request and the checks on its answer.
+//!
+//! Anything short of a 200 carrying a valid response signature and a well-formed report
+//! is an [`OriginError`]; the caller then serves the last known good snapshot.
+
+use kiln_shared::StatusReport;
+use kiln_shared::signing::{
+    self, ORIGIN_STATUS_PATH, RESPONSE_METHOD, SIGNATURE_HEADER, SignatureError, SignedRequest,
+    TIMESTAMP_HEADER,
+};
+
+use crate::config::{Config, ORIGIN_SECRET, ORIGIN_URL};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error("origin not configured: {0} is missing or invalid")]
+    NotConfigured(&'static str),
+    #[error("origin unreachable: {0}")]
+    Transport(String),
+    #[error("origin did not answer within {0} ms")]
+    Timeout(u32),
+    #[error("origin answered HTTP {0}")]
+    Status(u16),
+    #[error("origin response signature rejected: {0}")]
+    Signature(SignatureError),
+    #[error("origin response is not a valid status report: {0}")]
+    Body(String),
+}
+
+/// The signed `GET {ORIGIN_URL}/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginRequest {
+    pub url: String,
+    pub headers: [(&'static str, String); 2],
+    pub timeout_ms: u32,
+}
+
+/// What came back, as raw as the platform got it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginResponse {
+    pub status: u16,
+    pub timestamp: Option<String>,
+    pub signature: Option<String>,
+    pub body: Vec<u8>,
+}
+
+pub fn request(cfg: &Config, now: i64) -> Result<OriginRequest, OriginError> {
+    let base = cfg
+        .origin_url
+        .as_deref()
+        .ok_or(OriginError::NotConfigured(ORIGIN_URL))?;
+    let secret = cfg
+        .origin_secret
+        .as_deref()
+        .ok_or(OriginError::NotConfigured(ORIGIN_SECRET))?;
+    let sig = signing::sign(secret, now, "GET", ORIGIN_STATUS_PATH, b"")
+        .map_err(OriginError::Signature)?;
+    Ok(OriginRequest {
+        url: format!("{base}{ORIGIN_STATUS_PATH}"),
+        headers: [(TIMESTAMP_HEADER, now.to_string()), (SIGNATURE_HEADER, sig)],
+        timeout_ms: cfg.origin_timeout_ms,
+    })
+}
+
+/// Checks the origin's answer; returns the report and the response's signed timestamp.
+pub fn verify(
+    cfg: &Config,
+    resp: &OriginResponse,
+    now: i64,
+) -> Result<(StatusReport, i64), OriginError> {
+    if resp.status != 200 {
+        return Err(OriginError::Status(resp.status));
+    }
+    let secret = cfg
+        .origin_secret
+        .as_deref()
+        .ok_or(OriginError::NotConfigured(ORIGIN_SECRET))?;
+    let signed_at = signing::verify(
+        secret,
+        &SignedRequest {
+            timestamp: resp.timestamp.as_deref(),
+            signature: resp.signature.as_deref(),
+            method: RESPONSE_METHOD,
+            path: ORIGIN_STATUS_PATH,
+            body: &resp.body,
+        },
+        now,
+        cfg.signature_window_secs,
+    )
+    .map_err(OriginError::Signature)?;
+    let mut report: StatusReport =
+        serde_json::from_slice(&resp.body).map_err(|e| OriginError::Body(e.to_string()))?;
+    // The origin speaks for now; staleness is the edge's to declare.
+    report.stale = false;
+    Ok((report, signed_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Snapshot;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn cfg() -> Config {
+        Config {
+            origin_url: Some("http://127.0.0.1:9".into()),
+            origin_secret: Some(b"k".to_vec()),
+            ..Config::default()
+        }
+    }
+
+    fn signed(body: &[u8], ts: i64, key: &[u8]) -> OriginResponse {
+        OriginResponse {
+            status: 200,
+            timestamp: Some(ts.to_string()),
+            signature: Some(
+                signing::sign(key, ts, RESPONSE_METHOD, ORIGIN_STATUS_PATH, body).unwrap(),
+            ),
+            body: body.to_vec(),
+        }
+    }
+
+    fn body() -> Vec<u8> {
+        Snapshot::new(crate::snapshot::tests::report("hi"), 0, 0)
+            .body
+            .into_bytes()
+    }
+
+    #[test]
+    fn request_is_signed_for_get_status() {
+        let r = request(&cfg(), NOW).unwrap();
+        assert_eq!(r.url, "http://127.0.0.1:9/status");
+        assert_eq!(r.headers[0], (TIMESTAMP_HEADER, NOW.to_string()));
+        let ok = signing::verify(
+            b"k",
+            &SignedRequest {
+                timestamp: Some(&r.headers[0].1),
+                signature: Some(&r.headers[1].1),
+                method: "GET",
+                path: "/status",
+                body: b"",
+            },
+            NOW,
+            300,
+        );
+        assert_eq!(ok, Ok(NOW));
+        let unconfigured = Config {
+            origin_secret: None,
+            ..cfg()
+        };
+        assert_eq!(
+            request(&unconfigured, NOW),
+            Err(OriginError::NotConfigured(ORIGIN_SECRET))
+        );
+    }
+
+    #[test]
+    fn accepts_a_signed_report() {
+        let (report, ts) = verify(&cfg(), &signed(&body(), NOW - 2, b"k"), NOW).unwrap();
+        assert_eq!(report.message, "hi");
+        assert_eq!(ts, NOW - 2);
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        let c = cfg();
+        let mut bad_status = signed(&body(), NOW, b"k");
+        bad_status.status = 502;
+        assert_eq!(verify(&c, &bad_status, NOW), Err(OriginError::Status(502)));
+        assert_eq!(
+            verify(&c, &signed(&body(), NOW, b"other"), NOW),
+            Err(OriginError::Signature(SignatureError::Mismatch))
+        );
+        assert_eq!(
+            verify(&c, &signed(&body(), NOW - 301, b"k"), NOW),
+            Err(OriginError::Signature(SignatureError::Expired))
+        );
+        let unsigned = OriginResponse {
+            status: 200,
+            body: body(),
+            ..Default::default()
+        };
+        assert_eq!(
+            verify(&c, &unsigned, NOW),
+            Err(OriginError::Signature(SignatureError::Missing))
+        );
+        // A request signature (GET) replayed as a response does not verify.
+        let mut as_request = signed(&body(), NOW, b"k");
+        as_request.signature =
+            Some(signing::sign(b"k", NOW, "GET", ORIGIN_STATUS_PATH, &body()).unwrap());
+        assert_eq!(
+            verify(&c, &as_request, NOW),
+            Err(OriginError::Signature(SignatureError::Mismatch))
+        );
+        // Signed garbage and extra (possibly leaking) fields are refused.
+        assert!(matches!(
+            verify(&c, &signed(b"{\"status\":\"ready\"}", NOW, b"k"), NOW),
+            Err(OriginError::Body(_))
+        ));
+        let mut v: serde_json::Value = serde_json::from_slice(&body()).unwrap();
+        v["accountId"] = "123456789012".into();
+        let leaky = serde_json::to_vec(&v).unwrap();
+        assert!(matches!(
+            verify(&c, &signed(&leaky, NOW, b"k"), NOW),
+            Err(OriginError::Body(_))
+        ));
+    }
+}

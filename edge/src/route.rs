@@ -1,0 +1,127 @@
+//! Which handler a request goes to: method and path only, no I/O.
+
+use kiln_shared::signing::INGEST_PATH;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET|HEAD /status`; `require_ready` from `?require=ready`.
+    Status {
+        require_ready: bool,
+    },
+    Page,
+    BadgeSvg,
+    BadgeJson,
+    Healthz,
+    Ingest,
+    /// CORS preflight for one of the public GET routes.
+    Preflight,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("no such resource")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("unsupported query: `require` accepts only `ready`")]
+    BadQuery,
+}
+
+pub const ALLOW_READ: &str = "GET, HEAD, OPTIONS";
+pub const ALLOW_INGEST: &str = "POST";
+
+/// Routes a request. `query` is the raw query string without `?`.
+pub fn route(method: &str, path: &str, query: Option<&str>) -> Result<Route, RouteError> {
+    let read = |r: Route| match method {
+        "GET" | "HEAD" => Ok(r),
+        "OPTIONS" => Ok(Route::Preflight),
+        _ => Err(RouteError::MethodNotAllowed { allow: ALLOW_READ }),
+    };
+    match path {
+        "/status" => {
+            let mut require_ready = false;
+            for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                if k == "require" {
+                    if v != "ready" {
+                        return Err(RouteError::BadQuery);
+                    }
+                    require_ready = true;
+                }
+                // Other parameters (cache busters like `?t=…`) are ignored.
+            }
+            read(Route::Status { require_ready })
+        }
+        "/" | "/index.html" => read(Route::Page),
+        "/badge.svg" => read(Route::BadgeSvg),
+        "/badge.json" => read(Route::BadgeJson),
+        "/healthz" => read(Route::Healthz),
+        p if p == INGEST_PATH => match method {
+            "POST" => Ok(Route::Ingest),
+            _ => Err(RouteError::MethodNotAllowed {
+                allow: ALLOW_INGEST,
+            }),
+        },
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let ok = |m, p, q| route(m, p, q).unwrap();
+        assert_eq!(
+            ok("GET", "/status", None),
+            Route::Status {
+                require_ready: false
+            }
+        );
+        assert_eq!(
+            ok("HEAD", "/status", Some("")),
+            Route::Status {
+                require_ready: false
+            }
+        );
+        assert_eq!(
+            ok("GET", "/status", Some("require=ready")),
+            Route::Status {
+                require_ready: true
+            }
+        );
+        assert_eq!(
+            ok("GET", "/status", Some("t=1&require=ready")),
+            Route::Status {
+                require_ready: true
+            }
+        );
+        assert_eq!(ok("GET", "/", None), Route::Page);
+        assert_eq!(ok("GET", "/badge.svg", None), Route::BadgeSvg);
+        assert_eq!(ok("HEAD", "/badge.json", None), Route::BadgeJson);
+        assert_eq!(ok("GET", "/healthz", None), Route::Healthz);
+        assert_eq!(ok("POST", "/ingest", None), Route::Ingest);
+        assert_eq!(ok("OPTIONS", "/status", None), Route::Preflight);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(route("GET", "/nope", None), Err(RouteError::NotFound));
+        assert_eq!(route("GET", "/status/", None), Err(RouteError::NotFound));
+        assert_eq!(
+            route("POST", "/status", None),
+            Err(RouteError::MethodNotAllowed { allow: ALLOW_READ })
+        );
+        assert_eq!(
+            route("GET", "/ingest", None),
+            Err(RouteError::MethodNotAllowed {
+                allow: ALLOW_INGEST
+            })
+        );
+        assert_eq!(
+            route("GET", "/status", Some("require=building")),
+            Err(RouteError::BadQuery)
+        );
+    }
+}
