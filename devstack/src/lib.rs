@@ -1,12 +1,14 @@
 //! kiln's local stack.
 //!
 //! - [`emulators`]: moto and DynamoDB Local on free ports, supervised, with SDK configs.
+//! - [`imagebuilder`]: a local EC2 Image Builder endpoint for the real SDK client.
 //! - [`process`]: child processes that never outlive their parent (process groups,
 //!   `PR_SET_PDEATHSIG`).
 //!
 //! Everything binds to 127.0.0.1 only.
 
 pub mod emulators;
+pub mod imagebuilder;
 pub mod process;
 
 pub use emulators::{DynamoBackend, DynamoDbLocal, EmulatorOptions, LocalAws, Moto, sdk_config};
