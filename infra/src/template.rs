@@ -402,7 +402,7 @@ fn parameters(opts: &SynthOptions) -> Value {
             "Type": "String",
             "NoEcho": true,
             "MinLength": 32,
-            "Description": "HMAC secret shared with the Worker (the same value goes to `wrangler secret put`). At least 32 characters.",
+            "Description": "HMAC secret shared with the Worker (the same value: `wrangler secret put ORIGIN_SECRET`). At least 32 characters.",
         }),
     );
     p.insert(
