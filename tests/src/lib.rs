@@ -1,1 +1,2 @@
 //! placeholder until its issue lands
+pub mod lambdas_kit;
