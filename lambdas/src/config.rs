@@ -115,6 +115,10 @@ impl Config {
         if let Some(m) = num("KILN_STALE_AFTER_MINUTES")? {
             c.stale_after = Duration::from_secs(m * 60);
         }
+        // Seconds win over minutes: the local stack heals lost events within seconds.
+        if let Some(secs) = num("KILN_STALE_AFTER_SECS")? {
+            c.stale_after = Duration::from_secs(secs);
+        }
         if let Some(n) = num("KILN_RECONCILE_CONCURRENCY")? {
             if n == 0 {
                 return Err(ConfigError::Invalid {
@@ -188,6 +192,14 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.stale_after, Duration::from_secs(300));
+        let secs = Config::from_lookup(lookup(&[
+            ("KILN_TABLE", "t"),
+            ("AWS_REGION", "eu-west-1"),
+            ("KILN_STALE_AFTER_MINUTES", "5"),
+            ("KILN_STALE_AFTER_SECS", "7"),
+        ]))
+        .unwrap();
+        assert_eq!(secs.stale_after, Duration::from_secs(7));
         assert_eq!(c.ingest_secret.as_deref(), Some("s3cret"));
         assert_eq!(c.parameter_name("linux-x64"), "/ci/configs/linux-x64");
         assert!(
