@@ -413,10 +413,7 @@ pub fn parse_one(source: &PresetSource) -> Result<Vec<Preset>, Vec<PresetError>>
                 known.insert(k.clone(), v.clone());
             }
         } else {
-            let shown = k
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{k:?}"));
+            let shown = field_name(k);
             errors.push(err(&shown, "unknown field".into()));
         }
     }
@@ -441,6 +438,20 @@ pub fn parse_one(source: &PresetSource) -> Result<Vec<Preset>, Vec<PresetError>>
             errors.append(&mut more);
             Err(errors)
         }
+    }
+}
+
+/// A mapping key as an error's field: quoted when it would otherwise print as nothing
+/// (`"": x`), in YAML spelling when not a string (`1: x`).
+fn field_name(key: &serde_yaml::Value) -> String {
+    match key.as_str() {
+        Some(s) if s.trim().is_empty() => format!("{s:?}"),
+        Some(s) => s.to_owned(),
+        None => serde_yaml::to_string(key)
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("{key:?}")),
     }
 }
 

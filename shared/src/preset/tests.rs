@@ -138,6 +138,21 @@ fn every_unknown_field_is_reported() {
 }
 
 #[test]
+fn unknown_keys_that_print_as_nothing_are_quoted() {
+    let source = PresetSource {
+        file: "odd.yaml".into(),
+        text: "\"\": 1\n\" \": 2\n7: 3\nname: odd\n".into(),
+    };
+    let errors = parse_one(&source).expect_err("unknown fields");
+    let unknown: Vec<&str> = errors
+        .iter()
+        .filter(|e| e.reason == "unknown field")
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(unknown, ["\"\"", "\" \"", "7"]);
+}
+
+#[test]
 fn instance_type_must_fit_architecture() {
     let errors = assert_rejects(
         &[fixture!("instance-mismatch.yaml")],
