@@ -2,6 +2,7 @@
 //!
 //! - [`emulators`]: moto and DynamoDB Local on free ports, supervised, with SDK configs.
 //! - [`imagebuilder`]: a local EC2 Image Builder endpoint for the real SDK client.
+//! - [`lambda`]: a local Lambda runtime (Runtime API, Invoke API, Function URL front).
 //! - [`process`]: child processes that never outlive their parent (process groups,
 //!   `PR_SET_PDEATHSIG`).
 //!
@@ -9,6 +10,7 @@
 
 pub mod emulators;
 pub mod imagebuilder;
+pub mod lambda;
 pub mod process;
 
 pub use emulators::{DynamoBackend, DynamoDbLocal, EmulatorOptions, LocalAws, Moto, sdk_config};

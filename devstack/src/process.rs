@@ -51,6 +51,16 @@ pub enum ProcessError {
     },
 }
 
+/// Where a child's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// A log file (see [`ManagedProcess::log_path`]); quoted in startup errors.
+    #[default]
+    LogFile,
+    /// The parent's stdout/stderr (e.g. `kiln dev` showing Lambda logs).
+    Inherit,
+}
+
 /// A child process in its own process group, killed (with its group) on drop.
 #[derive(Debug)]
 pub struct ManagedProcess {
@@ -62,7 +72,16 @@ pub struct ManagedProcess {
 impl ManagedProcess {
     /// Starts `command` with stdout and stderr appended to a log file under
     /// `$TMPDIR/kiln-devstack/`. `name` is used in errors and the log file name.
-    pub fn spawn(name: &str, mut command: Command) -> Result<Self, ProcessError> {
+    pub fn spawn(name: &str, command: Command) -> Result<Self, ProcessError> {
+        Self::spawn_with(name, command, Output::LogFile)
+    }
+
+    /// Like [`ManagedProcess::spawn`], choosing where the child's output goes.
+    pub fn spawn_with(
+        name: &str,
+        mut command: Command,
+        output: Output,
+    ) -> Result<Self, ProcessError> {
         let dir = std::env::temp_dir().join("kiln-devstack");
         let log = dir.join(format!(
             "{name}-{}-{}.log",
@@ -79,11 +98,16 @@ impl ManagedProcess {
             path: log.clone(),
             source,
         })?;
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .process_group(0);
+        command.stdin(Stdio::null()).process_group(0);
+        match output {
+            Output::LogFile => {
+                command.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+            }
+            // The log file then stays empty; error messages cannot quote the output.
+            Output::Inherit => {
+                command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+            }
+        }
         // SAFETY: the closure runs in the forked child before exec and only calls
         // async-signal-safe functions (prctl, getppid, raise) without allocating.
         unsafe {

@@ -147,11 +147,18 @@ impl Sink {
     }
 }
 
-/// EventBridge retries failed target invocations; a few quick retries are enough here.
+/// EventBridge retries failed target invocations (and Lambda retries failed async
+/// invocations twice); three quick attempts stand in for both.
 async fn post_with_retries(http: &reqwest::Client, url: &str, event: &Value) {
     for attempt in 1..=3u32 {
         match http.post(url).json(event).send().await {
-            Ok(r) if r.status().is_success() => return,
+            // A Lambda Invoke API target reports handler errors in this header; EventBridge
+            // retries those like failed deliveries.
+            Ok(r)
+                if r.status().is_success() && r.headers().get("x-amz-function-error").is_none() =>
+            {
+                return;
+            }
             Ok(r) => tracing::warn!(url, status = %r.status(), attempt, "event sink refused event"),
             Err(e) => tracing::warn!(url, error = %e, attempt, "event sink unreachable"),
         }
