@@ -17,7 +17,10 @@ const CREATE: &str =
     include_str!("../../lambdas/tests/fixtures/events/custom-resource-create.json");
 
 #[derive(Clone, Default)]
-struct Answers(Arc<Mutex<Vec<(Option<String>, CfnResponse)>>>);
+struct Answers(Arc<Mutex<Vec<Answer>>>);
+
+/// Content type and body of one PUT.
+type Answer = (Option<String>, CfnResponse);
 
 /// Records each PUT (its content type and body) like S3 behind a pre-signed URL.
 async fn response_url() -> (String, Answers) {
