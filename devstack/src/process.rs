@@ -265,3 +265,22 @@ pub fn pid_alive(pid: u32) -> bool {
     }
     false
 }
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: `kiln dev` awaits it, then drops its
+/// processes so each group is killed. (A parent that dies without running destructors
+/// still takes its direct children along through `PR_SET_PDEATHSIG`.)
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

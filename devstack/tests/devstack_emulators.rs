@@ -153,9 +153,8 @@ async fn missing_tool_probe() {
     );
 }
 
-/// A parent killed with SIGKILL (no destructors run) still takes its emulator along.
-#[tokio::test]
-async fn killed_parent_leaves_no_orphan() {
+/// Starts the helper (which starts moto), signals it, and checks moto does not survive.
+async fn parent_dies_by(signal: &str) {
     if !kiln_devstack::tools_required() && kiln_devstack::emulators::find_moto_server().is_err() {
         eprintln!("note: skipping, moto_server unavailable");
         return;
@@ -178,12 +177,29 @@ async fn killed_parent_leaves_no_orphan() {
     .await
     .unwrap();
     assert!(pid_alive(pid));
-    parent.kill().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(parent.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
     parent.wait().unwrap();
     assert!(
         wait_dead(pid).await,
-        "moto pid {pid} outlived its SIGKILLed parent"
+        "moto pid {pid} outlived its parent killed by SIG{signal}"
     );
+}
+
+/// A parent killed with SIGKILL (no destructors run) still takes its emulator along.
+#[tokio::test]
+async fn killed_parent_leaves_no_orphan() {
+    parent_dies_by("KILL").await;
+}
+
+/// Ctrl-C on a parent that does not handle it: same guarantee.
+#[tokio::test]
+async fn interrupted_parent_leaves_no_orphan() {
+    parent_dies_by("INT").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
