@@ -164,7 +164,10 @@ impl Platform for WorkerPlatform {
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let url = req.url()?;
+    // The raw URL string, split by hand: `Url::parse` would link the whole IDNA/ICU stack
+    // into the wasm for nothing (the runtime has already normalised the URL).
+    let url = req.inner().url();
+    let parts = crate::route::UrlParts::split(&url);
     let method = req.method();
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
@@ -183,18 +186,13 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
         ctx: Rc::new(ctx),
         isolate: ISOLATE.with(Rc::clone),
         // Same zone as the request, so the entry is shared by the colo's isolates.
-        cache_key: format!(
-            "{}://{}/__kiln/status-snapshot",
-            url.scheme(),
-            url.host_str().unwrap_or("kiln-edge")
-        )
-        .into(),
+        cache_key: format!("{}/__kiln/status-snapshot", parts.origin).into(),
     };
     let reply = Edge::new(platform)
         .handle(&service::Request {
             method: method.as_ref(),
-            path: url.path(),
-            query: url.query(),
+            path: parts.path,
+            query: parts.query,
             if_none_match: if_none_match.as_deref(),
             timestamp: timestamp.as_deref(),
             signature: signature.as_deref(),

@@ -52,7 +52,17 @@ impl Reply {
 
     /// `{"error": code, "message": message}` with `Cache-Control: no-store`.
     pub fn error(status: u16, code: &str, message: &str) -> Reply {
-        let body = serde_json::json!({ "error": code, "message": message }).to_string();
+        // Typed, not `json!`: `serde_json::Value` would pull float formatting into the wasm.
+        #[derive(serde::Serialize)]
+        struct ErrorBody<'a> {
+            error: &'a str,
+            message: &'a str,
+        }
+        let body = serde_json::to_string(&ErrorBody {
+            error: code,
+            message,
+        })
+        .expect("plain strings serialise");
         Reply::new(status, JSON, Body::Text(body)).with("cache-control", NO_STORE)
     }
 

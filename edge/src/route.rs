@@ -66,6 +66,33 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Result<Route, Rou
     }
 }
 
+/// `scheme://host[:port]`, path and query of an absolute URL as the runtime serialises it.
+pub struct UrlParts<'a> {
+    pub origin: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+}
+
+impl<'a> UrlParts<'a> {
+    pub fn split(url: &'a str) -> UrlParts<'a> {
+        let url = url.split('#').next().unwrap_or(url);
+        let host_start = url.find("://").map_or(0, |i| i + 3);
+        let path_start = url[host_start..]
+            .find('/')
+            .map_or(url.len(), |i| host_start + i);
+        let (origin, rest) = url.split_at(path_start);
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        UrlParts {
+            origin,
+            path: if path.is_empty() { "/" } else { path },
+            query,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +150,25 @@ mod tests {
             route("GET", "/status", Some("require=building")),
             Err(RouteError::BadQuery)
         );
+    }
+
+    #[test]
+    fn splits_runtime_urls() {
+        let p = UrlParts::split("https://status.example.com:8443/status?require=ready#x");
+        assert_eq!(
+            (p.origin, p.path, p.query),
+            (
+                "https://status.example.com:8443",
+                "/status",
+                Some("require=ready")
+            )
+        );
+        let p = UrlParts::split("http://127.0.0.1:8787");
+        assert_eq!(
+            (p.origin, p.path, p.query),
+            ("http://127.0.0.1:8787", "/", None)
+        );
+        let p = UrlParts::split("http://h/a%3Fb?");
+        assert_eq!((p.path, p.query), ("/a%3Fb", Some("")));
     }
 }

@@ -187,15 +187,19 @@ impl<P: Platform> Edge<P> {
             .iter()
             .map(|p| p.to_string())
             .collect();
-        let (code, body) = if problems.is_empty() {
-            (200, serde_json::json!({ "status": "ok" }))
+        #[derive(serde::Serialize)]
+        struct Health {
+            status: &'static str,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            problems: Vec<String>,
+        }
+        let (code, status) = if problems.is_empty() {
+            (200, "ok")
         } else {
-            (
-                503,
-                serde_json::json!({ "status": "misconfigured", "problems": problems }),
-            )
+            (503, "misconfigured")
         };
-        Reply::new(code, JSON, Body::Text(body.to_string())).with("cache-control", NO_STORE)
+        let body = serde_json::to_string(&Health { status, problems }).expect("serialises");
+        Reply::new(code, JSON, Body::Text(body)).with("cache-control", NO_STORE)
     }
 
     /// The snapshot to answer with: memory, then Cache API, then origin, then KV (stale).
@@ -370,12 +374,19 @@ impl<P: Platform> Edge<P> {
         mem.last_ingest.set(ts);
         self.p.kv_put(LAST_INGEST_KEY, ts.to_string()).await;
         let snap = self.install(report, ts, now).await;
-        let body = serde_json::json!({
-            "accepted": true,
-            "status": snap.report.status,
-            "etag": snap.etag,
-        });
-        Reply::new(202, JSON, Body::Text(body.to_string())).with("cache-control", NO_STORE)
+        #[derive(serde::Serialize)]
+        struct Accepted<'a> {
+            accepted: bool,
+            status: kiln_shared::OverallStatus,
+            etag: &'a str,
+        }
+        let body = serde_json::to_string(&Accepted {
+            accepted: true,
+            status: snap.report.status,
+            etag: &snap.etag,
+        })
+        .expect("serialises");
+        Reply::new(202, JSON, Body::Text(body)).with("cache-control", NO_STORE)
     }
 
     fn refuse(&self, why: &str) -> Reply {

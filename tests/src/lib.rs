@@ -1,2 +1,7 @@
 //! placeholder until its issue lands
+pub mod chromium;
+pub mod fixtures;
 pub mod lambdas_kit;
+pub mod test_origin;
+pub mod tools;
+pub mod wrangler;

@@ -92,14 +92,23 @@ pub fn badge_svg(status: OverallStatus, stale: bool) -> String {
 /// The shields.io endpoint document for the badge.
 pub fn badge_json(status: OverallStatus, stale: bool) -> String {
     let b = Badge::new(status, stale);
-    serde_json::json!({
-        "schemaVersion": 1,
-        "label": b.label,
-        "message": b.message,
-        "color": b.shields_color,
-        "isError": status == OverallStatus::Degraded,
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Endpoint<'a> {
+        schema_version: u8,
+        label: &'a str,
+        message: &'a str,
+        color: &'a str,
+        is_error: bool,
+    }
+    serde_json::to_string(&Endpoint {
+        schema_version: 1,
+        label: b.label,
+        message: &b.message,
+        color: b.shields_color,
+        is_error: status == OverallStatus::Degraded,
     })
-    .to_string()
+    .expect("plain strings serialise")
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use kiln_shared::{OverallStatus, PresetReport, PresetStatus, StatusReport, time};
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 
 use crate::style::CSS;
@@ -53,14 +54,13 @@ fn preset_title(s: PresetStatus) -> &'static str {
 #[component]
 fn When(at: Option<String>, now: DateTime<Utc>) -> impl IntoView {
     match at {
-        None => view! { <span class="none">"never"</span> }.into_any(),
+        None => EitherOf3::A(view! { <span class="none">"never"</span> }),
         Some(raw) => match time::parse(&raw) {
-            Ok(t) => view! {
+            Ok(t) => EitherOf3::B(view! {
                 <time datetime=raw title=absolute_utc(t)>{relative(t, now)}</time>
                 <span class="abs">{absolute_utc(t)}</span>
-            }
-            .into_any(),
-            Err(_) => view! { <span>{raw}</span> }.into_any(),
+            }),
+            Err(_) => EitherOf3::C(view! { <span>{raw}</span> }),
         },
     }
 }
@@ -149,9 +149,9 @@ fn PresetRow(preset: PresetReport, now: DateTime<Utc>) -> impl IntoView {
         preset.amis.into_iter().collect()
     };
     let amis_view = if amis.is_empty() {
-        view! { <span class="none">"no AMI yet"</span> }.into_any()
+        Either::Left(view! { <span class="none">"no AMI yet"</span> })
     } else {
-        view! {
+        Either::Right(view! {
             <ul class="amis">
                 {amis
                     .into_iter()
@@ -165,8 +165,7 @@ fn PresetRow(preset: PresetReport, now: DateTime<Utc>) -> impl IntoView {
                     })
                     .collect_view()}
             </ul>
-        }
-        .into_any()
+        })
     };
     let name = preset.name.clone();
     view! {
@@ -184,15 +183,14 @@ fn PresetRow(preset: PresetReport, now: DateTime<Utc>) -> impl IntoView {
 fn Presets(presets: Vec<PresetReport>, now: DateTime<Utc>) -> impl IntoView {
     let n = presets.len();
     let body = if presets.is_empty() {
-        view! {
+        Either::Left(view! {
             <p class="empty">
                 "No presets are configured yet. Add a preset YAML file under "
                 <code>"presets/"</code> " and deploy."
             </p>
-        }
-        .into_any()
+        })
     } else {
-        view! {
+        Either::Right(view! {
             <div class="scroll">
                 <table>
                     <caption class="sr-only">"Runner image presets and their AMIs"</caption>
@@ -213,8 +211,7 @@ fn Presets(presets: Vec<PresetReport>, now: DateTime<Utc>) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
-        }
-        .into_any()
+        })
     };
     view! {
         <section class="card" aria-labelledby="presets-h">
@@ -263,16 +260,14 @@ pub fn render_page(report: &StatusReport, now: DateTime<Utc>, opts: &PageOptions
         if report.stale { " (stale)" } else { "" }
     );
     let updated = match time::parse(&report.generated_at) {
-        Ok(t) => view! {
+        Ok(t) => Either::Left(view! {
             "Last updated "
             <time datetime=report.generated_at.clone() id="last-updated">{absolute_utc(t)}</time>
             {format!(" ({})", relative(t, now))}
-        }
-        .into_any(),
-        Err(_) => view! {
+        }),
+        Err(_) => Either::Right(view! {
             "Last updated " <span id="last-updated">{report.generated_at.clone()}</span>
-        }
-        .into_any(),
+        }),
     };
     let body = view! {
         <header class="top">

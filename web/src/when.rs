@@ -1,6 +1,6 @@
 //! Human times for the page: "3 min ago" next to "2026-01-27 12:00 UTC".
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// Coarse relative time, rounded down. Times in the future (clock skew between the
 /// origin and the edge) read "just now" rather than a confusing negative age.
@@ -24,7 +24,17 @@ pub fn relative(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 /// `2026-01-27 12:00:05 UTC`: unambiguous on a wall screen in any time zone.
 pub fn absolute_utc(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    // By hand rather than `format("%Y…")`: chrono's strftime machinery is a sizeable
+    // share of the Worker's wasm.
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 #[cfg(test)]
