@@ -127,7 +127,9 @@ pub enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
-    // `kiln dev` (the local stack, issue 6) goes here.
+    /// Run the whole system locally: emulators, the local Image Builder, the Lambdas and
+    /// the Worker under `wrangler dev`; apply the presets and start the first builds.
+    Dev(DevArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -224,4 +226,40 @@ mod tests {
         let cli = Cli::try_parse_from(["kiln", "list", "--table", "t"]).unwrap();
         assert_eq!(cli.aws.table_name(), "t");
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    #[arg(long, default_value = "presets")]
+    pub presets: PathBuf,
+    /// Seconds one simulated image build takes.
+    #[arg(long, default_value_t = 12)]
+    pub build_seconds: u64,
+    /// Short builds (3 s): the quickest way to a ready page.
+    #[arg(long, conflicts_with = "build_seconds")]
+    pub fast: bool,
+    /// Make this preset's first build fail (repeatable): the status turns degraded.
+    #[arg(long = "fail", value_name = "PRESET")]
+    pub fail: Vec<String>,
+    /// Lose every Image Builder event: reconciliation (the next /status) heals the state.
+    #[arg(long)]
+    pub drop_events: bool,
+    /// Port of the Worker (the page URL).
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// Use moto for DynamoDB instead of DynamoDB Local (no Java needed).
+    #[arg(long)]
+    pub moto_dynamodb: bool,
+    /// Directory of the Lambda binaries (default: next to this executable).
+    #[arg(long)]
+    pub lambda_dir: Option<PathBuf>,
+    /// Show the Lambdas' JSON logs here instead of log files.
+    #[arg(long)]
+    pub lambda_logs: bool,
+    /// Exit 0 once every preset is ready (1 if the status turns degraded): a smoke test.
+    #[arg(long)]
+    pub exit_when_ready: bool,
+    /// With --exit-when-ready: give up after this long (exit 2).
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
 }

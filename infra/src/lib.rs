@@ -11,6 +11,7 @@ pub mod aws;
 pub mod build;
 pub mod cleanup;
 pub mod cli;
+pub mod dev;
 pub mod history;
 pub mod presets;
 pub mod status;

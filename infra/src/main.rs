@@ -205,6 +205,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dev(args) => Ok(ExitCode::from(kiln_infra::dev::run(args).await?)),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
