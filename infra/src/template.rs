@@ -888,6 +888,20 @@ fn shared_resources(presets: &[Preset], resources: &mut Map<String, Value>) {
             },
         }),
     );
+    // Since October 2025 a new function URL also needs lambda:InvokeFunction; scoped to
+    // invocations through the URL, so the public cannot call the Invoke API.
+    resources.insert(
+        "StatusOriginUrlInvokePermission".into(),
+        json!({
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": get_att(&STATUS_ORIGIN.resource(), "Arn"),
+                "Principal": "*",
+                "InvokedViaFunctionUrl": true,
+            },
+        }),
+    );
 }
 
 /// Presets as handed to preset-init: file names without the directory they were read

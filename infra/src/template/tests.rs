@@ -131,6 +131,23 @@ fn preset_without_regions_distributes_to_the_stack_region() {
 }
 
 #[test]
+fn status_origin_url_is_public_only_through_the_url() {
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    let r = &t["Resources"];
+    assert_eq!(r["StatusOriginUrl"]["Properties"]["AuthType"], "NONE");
+    let url = &r["StatusOriginUrlPermission"]["Properties"];
+    assert_eq!(url["Action"], "lambda:InvokeFunctionUrl");
+    assert_eq!(url["FunctionUrlAuthType"], "NONE");
+    let invoke = &r["StatusOriginUrlInvokePermission"]["Properties"];
+    assert_eq!(invoke["Action"], "lambda:InvokeFunction");
+    assert_eq!(invoke["InvokedViaFunctionUrl"], true);
+    assert_eq!(
+        t["Outputs"]["StatusOriginUrl"]["Value"],
+        json!({ "Fn::GetAtt": ["StatusOriginUrl", "FunctionUrl"] })
+    );
+}
+
+#[test]
 fn state_rule_covers_every_status_and_has_a_dlq() {
     let t = synth_default(&presets(&[("s.yaml", ONE)]));
     let rule = &t["Resources"]["ImageStateChangeRule"]["Properties"];
