@@ -783,3 +783,46 @@ async fn control_api_and_http_sink() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// A child process (as a Lambda binary would) reaches the endpoint through nothing but
+/// the environment from `LocalImageBuilder::env` and `emulators::aws_env`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_process_reaches_endpoint_through_env() {
+    let (ib, _client) = start(Timing::manual()).await;
+    ib.register_pipeline(PipelineSpec::new("spot-runner-env", ["us-east-1"]))
+        .unwrap();
+    // Everything else would go to a (here absent) moto: only Image Builder is needed.
+    let mut env = kiln_devstack::emulators::aws_env("http://127.0.0.1:9", "us-east-1");
+    env.extend(ib.env());
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "env_probe", "--nocapture", "--include-ignored"])
+        .env_remove("AWS_PROFILE")
+        .envs(env)
+        .output()
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("PIPELINES=spot-runner-env"), "{text}");
+}
+
+#[tokio::test]
+#[ignore = "helper run by child_process_reaches_endpoint_through_env"]
+async fn env_probe() {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let client = Client::new(&config);
+    let out = client
+        .list_image_pipelines()
+        .send()
+        .await
+        .expect("endpoint from the environment");
+    let names: Vec<_> = out
+        .image_pipeline_list()
+        .iter()
+        .filter_map(|p| p.name())
+        .collect();
+    println!("PIPELINES={}", names.join(","));
+}

@@ -334,6 +334,12 @@ impl LocalImageBuilder {
         crate::emulators::sdk_config(&self.endpoint(), &self.shared.region)
     }
 
+    /// Environment for a child process (a Lambda binary) whose default SDK config should
+    /// reach this endpoint for Image Builder calls.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("AWS_ENDPOINT_URL_IMAGEBUILDER".to_owned(), self.endpoint())]
+    }
+
     /// Creates recipe, infrastructure and distribution configuration and the pipeline;
     /// returns the pipeline ARN.
     pub fn register_pipeline(&self, spec: PipelineSpec) -> Result<String, ImageBuilderError> {
