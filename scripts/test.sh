@@ -24,6 +24,9 @@ if [ -x scripts/build-edge.sh ]; then
   bash scripts/build-edge.sh
 fi
 
+step "build binaries (Lambdas, kiln, test Lambdas)"
+cargo build --workspace --bins --locked
+
 step "cargo test"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
