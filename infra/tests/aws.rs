@@ -1,18 +1,19 @@
 //! The operating commands against real emulators (moto, via kiln-devstack), through the
-//! real `kiln` binary and the official AWS SDK: list, registry export, cleanup.
+//! real `kiln` binary and the official AWS SDK: list, registry export, cleanup. Items are
+//! written by kiln-lambdas' own store, so the CLI reads exactly what the Lambdas write.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
-};
 use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Tag};
 use common::*;
 use kiln_devstack::emulators::Moto;
+use kiln_lambdas::store::{Cas, DynamoStore, PresetItem, StateStore};
+use kiln_shared::build::BuildRecord;
+use kiln_shared::preset::{PresetSource, parse_all};
+use kiln_shared::{AmiRecord, Architecture, BuildStatus, ImageState, time};
 use serde_json::{Value, json};
 
 const REGION: &str = "us-east-1";
@@ -41,112 +42,89 @@ async fn run_kiln(moto: &Moto, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn to_attr(v: &Value) -> AttributeValue {
-    match v {
-        Value::Null => AttributeValue::Null(true),
-        Value::Bool(b) => AttributeValue::Bool(*b),
-        Value::Number(n) => AttributeValue::N(n.to_string()),
-        Value::String(s) => AttributeValue::S(s.clone()),
-        Value::Array(a) => AttributeValue::L(a.iter().map(to_attr).collect()),
-        Value::Object(o) => {
-            AttributeValue::M(o.iter().map(|(k, v)| (k.clone(), to_attr(v))).collect())
-        }
-    }
-}
-
-fn to_item(v: &Value) -> HashMap<String, AttributeValue> {
-    match to_attr(v) {
-        AttributeValue::M(m) => m,
-        _ => panic!("not an object"),
-    }
-}
-
+/// The table as the Lambdas create it (same key schema and GSI as the template).
 async fn create_table(client: &aws_sdk_dynamodb::Client) {
-    let key = |name: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("jobId"))
-        .attribute_definitions(attr("recordType"))
-        .key_schema(key("jobId", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("recordType-index")
-                .key_schema(key("recordType", KeyType::Hash))
-                .key_schema(key("jobId", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
+    kiln_lambdas::store::create_table(client, TABLE)
         .await
-        .unwrap();
+        .expect("table created");
 }
 
-async fn put(client: &aws_sdk_dynamodb::Client, item: Value) {
-    client
-        .put_item()
-        .table_name(TABLE)
-        .set_item(Some(to_item(&item)))
-        .send()
-        .await
-        .unwrap();
+fn store(moto: &Moto) -> DynamoStore {
+    DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&moto.sdk_config(REGION)),
+        TABLE,
+    )
 }
 
-fn build_item(
+fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    time::parse(text).unwrap()
+}
+
+/// A finished build, as ami-update records it.
+fn build(
     preset: &str,
-    arch: &str,
+    arch: Architecture,
     version: &str,
     started: &str,
-    status: &str,
-    amis: Value,
-) -> Value {
-    json!({
-        "jobId": format!("BUILD#{preset}#{version}"),
-        "recordType": "BUILD",
-        "preset": preset,
-        "architecture": arch,
-        "buildVersion": version,
-        "buildId": format!("arn:aws:imagebuilder:us-east-1:123456789012:image/ci-{preset}/{version}"),
-        "status": status,
-        "lastState": if status == "ready" { "AVAILABLE" } else { "FAILED" },
-        "startedAt": started,
-        "endedAt": started,
-        "outcome": if status == "ready" { "AVAILABLE" } else { "FAILED" },
-        "amis": amis,
-        "reason": if status == "ready" { Value::Null } else { json!("test docker failed") },
-        "validated": status == "ready",
-        "sizeGb": 100,
-        "rev": 3,
-    })
+    ok: bool,
+    amis: &[(&str, &str)],
+) -> BuildRecord {
+    BuildRecord {
+        job_id: kiln_shared::build::build_job_id(preset, version),
+        record_type: "BUILD".into(),
+        preset: preset.into(),
+        architecture: Some(arch),
+        build_version: version.into(),
+        build_id: format!(
+            "arn:aws:imagebuilder:us-east-1:123456789012:image/ci-{preset}/{version}"
+        ),
+        status: if ok {
+            BuildStatus::Ready
+        } else {
+            BuildStatus::Failed
+        },
+        last_state: if ok {
+            ImageState::Available
+        } else {
+            ImageState::Failed
+        },
+        started_at: at(started),
+        ended_at: Some(at(started)),
+        outcome: Some(if ok {
+            ImageState::Available
+        } else {
+            ImageState::Failed
+        }),
+        amis: amis
+            .iter()
+            .map(|(r, a)| ((*r).to_owned(), (*a).to_owned()))
+            .collect(),
+        reason: (!ok).then(|| "test docker failed".to_owned()),
+        validated: ok,
+        size_gb: Some(100),
+    }
 }
 
-fn preset_item(name: &str, template: &str, arch: &str) -> Value {
-    json!({
-        "jobId": format!("PRESET#{name}"),
-        "recordType": "PRESET",
-        "name": name,
-        "architecture": arch,
-        "preset": json!({ "name": name, "template": template, "architecture": arch }).to_string(),
-    })
+/// PRESET items as preset-init writes them, from real preset files.
+async fn put_presets(store: &DynamoStore, files: &[(&str, &str)]) {
+    let sources: Vec<PresetSource> = files
+        .iter()
+        .map(|(f, t)| PresetSource {
+            file: (*f).into(),
+            text: (*t).into(),
+        })
+        .collect();
+    for p in parse_all("presets", &sources).unwrap() {
+        store
+            .put_preset(&PresetItem::new(
+                &p,
+                "ci",
+                REGION,
+                at("2026-01-01T00:00:00Z"),
+            ))
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -154,53 +132,54 @@ async fn list_and_registry_read_the_build_history() {
     let Some(moto) = moto().await else { return };
     let db = aws_sdk_dynamodb::Client::new(&moto.sdk_config(REGION));
     create_table(&db).await;
-    put(&db, build_item("r-research-x64", "x86_64", "1.0.7/1", "2026-01-01T10:00:00Z", "ready",
-        json!({ "us-east-1": "ami-00000000000000001", "eu-central-1": "ami-00000000000000002" }))).await;
-    put(
-        &db,
-        build_item(
+    let store = store(&moto);
+    use Architecture::{Arm64, X86_64};
+    for b in [
+        build(
             "r-research-x64",
-            "x86_64",
+            X86_64,
+            "1.0.7/1",
+            "2026-01-01T10:00:00Z",
+            true,
+            &[
+                ("us-east-1", "ami-00000000000000001"),
+                ("eu-central-1", "ami-00000000000000002"),
+            ],
+        ),
+        build(
+            "r-research-x64",
+            X86_64,
             "1.0.7/2",
             "2026-01-08T10:00:00Z",
-            "ready",
-            json!({ "us-east-1": "ami-00000000000000003" }),
+            true,
+            &[("us-east-1", "ami-00000000000000003")],
         ),
-    )
-    .await;
-    put(
-        &db,
-        build_item(
+        build(
             "r-research-arm64",
-            "arm64",
+            Arm64,
             "1.0.7/1",
             "2026-01-05T10:00:00Z",
-            "ready",
-            json!({ "us-east-1": "ami-00000000000000004" }),
+            true,
+            &[("us-east-1", "ami-00000000000000004")],
         ),
-    )
-    .await;
-    put(
-        &db,
-        build_item(
+        build(
             "linux-x64",
-            "x86_64",
+            X86_64,
             "1.0.9/4",
             "2026-01-09T10:00:00Z",
-            "failed",
-            json!({}),
+            false,
+            &[],
         ),
-    )
-    .await;
-    put(&db, preset_item("r-research-x64", "r-research", "x86_64")).await;
-    put(&db, preset_item("r-research-arm64", "r-research", "arm64")).await;
-    put(&db, preset_item("linux-x64", "linux-x64", "x86_64")).await;
+    ] {
+        assert_eq!(store.put_build(&b, None).await.unwrap(), Cas::Written);
+    }
+    put_presets(&store, &[
+        ("r.yaml", "name: r-research\narchitectures: [x86_64, arm64]\nbase_image: ubuntu-22.04\nsetup_script: x\n"),
+        ("l.yaml", "name: linux-x64\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: x\n"),
+    ]).await;
     // An AMI record must not show up as a build.
-    put(
-        &db,
-        json!({ "jobId": "AMI#linux-x64", "recordType": "AMI", "status": "building" }),
-    )
-    .await;
+    let record = AmiRecord::initial("linux-x64", Some(X86_64), at("2026-01-01T00:00:00Z"));
+    store.put_ami(&record, None).await.unwrap();
 
     let out = run_kiln(&moto, &["list", "--json", "--table", TABLE]).await;
     assert!(out.status.success(), "{}", describe(&out));
@@ -413,14 +392,11 @@ async fn cleanup_keeps_the_newest_and_every_ami_in_use() {
         .send()
         .await
         .unwrap();
-    put(
-        &db,
-        json!({
-            "jobId": "AMI#beta", "recordType": "AMI", "preset": "beta", "status": "ready",
-            "amiId": b_east[1].0, "amis": { "us-east-1": b_east[1].0 },
-        }),
-    )
-    .await;
+    let mut beta = AmiRecord::initial("beta", None, at("2026-01-01T00:00:00Z"));
+    beta.status = BuildStatus::Ready;
+    beta.ami_id = Some(b_east[1].0.clone());
+    beta.amis = BTreeMap::from([("us-east-1".to_owned(), b_east[1].0.clone())]);
+    store(&moto).put_ami(&beta, None).await.unwrap();
 
     let before_east = image_ids(&east).await;
     let out = run_kiln(
