@@ -94,7 +94,17 @@ async fn sdk_creates_pipeline_and_build_reaches_available_with_amis_per_region()
     let dist = client
         .create_distribution_configuration()
         .name("linux-x64-dist")
-        .distributions(Distribution::builder().region("us-east-1").build().unwrap())
+        .distributions(
+            Distribution::builder()
+                .region("us-east-1")
+                .ami_distribution_configuration(
+                    aws_sdk_imagebuilder::types::AmiDistributionConfiguration::builder()
+                        .ami_tags("kiln:preset", "linux-x64")
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
         .distributions(Distribution::builder().region("eu-west-1").build().unwrap())
         .send()
         .await
@@ -221,6 +231,16 @@ async fn sdk_creates_pipeline_and_build_reaches_available_with_amis_per_region()
         assert!(ami.name().unwrap().starts_with("linux-x64 "));
     }
     assert_ne!(amis[0].image(), amis[1].image());
+    let dist = image.distribution_configuration().unwrap();
+    let tags = dist.distributions()[0]
+        .ami_distribution_configuration()
+        .unwrap()
+        .ami_tags()
+        .unwrap();
+    assert_eq!(
+        tags.get("kiln:preset").map(String::as_str),
+        Some("linux-x64")
+    );
 
     // The same image in the pipeline's list, with the same AMIs.
     let list = client
@@ -825,4 +845,100 @@ async fn env_probe() {
         .filter_map(|p| p.name())
         .collect();
     println!("PIPELINES={}", names.join(","));
+}
+
+/// With an EC2 emulator, finished builds register real AMIs (tagged like the
+/// distribution says) and report those ids; a broken EC2 fails the build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amis_are_registered_in_moto_ec2() {
+    use kiln_devstack::emulators::Moto;
+    let Some(moto) = kiln_devstack::started_or_skip("moto", Moto::start().await) else {
+        return;
+    };
+    let ib = LocalImageBuilder::start(Options {
+        timing: fast(),
+        ec2_endpoint: Some(moto.endpoint()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    ib.register_pipeline(
+        PipelineSpec::new("spot-runner-ec2", ["us-east-1", "eu-west-1"])
+            .ami_tag("kiln:prefix", "spot-runner")
+            .ami_tag("kiln:preset", "ec2"),
+    )
+    .unwrap();
+
+    let describe = |region: &'static str| {
+        let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config(region));
+        async move {
+            ec2.describe_images()
+                .owners("self")
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("tag:kiln:preset")
+                        .values("ec2")
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .images()
+                .to_vec()
+        }
+    };
+
+    // The timed clock...
+    let timed = ib.start_build("spot-runner-ec2").unwrap();
+    let view = ib.wait_terminal(&timed, WAIT).await.unwrap();
+    assert_eq!(view.state, ImageState::Available, "{:?}", view.reason);
+    // ... and the manual one.
+    ib.set_timing(Timing::manual());
+    let stepped = ib.start_build("spot-runner-ec2").unwrap();
+    for _ in 0..4 {
+        ib.step(&stepped).unwrap();
+    }
+    let stepped_view = ib.image(&stepped).unwrap();
+    assert_eq!(stepped_view.state, ImageState::Available);
+
+    for region in ["us-east-1", "eu-west-1"] {
+        let images = describe(region).await;
+        assert_eq!(images.len(), 2, "{region}: {images:?}");
+        for (arn, v) in [(&timed, &view), (&stepped, &stepped_view)] {
+            let id = &v.amis[region];
+            let image = images
+                .iter()
+                .find(|i| i.image_id() == Some(id.as_str()))
+                .unwrap_or_else(|| panic!("{id} not registered in {region}"));
+            let tag = |k: &str| {
+                image
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(k))
+                    .and_then(|t| t.value())
+                    .map(str::to_owned)
+            };
+            assert_eq!(tag("Ec2ImageBuilderArn").as_deref(), Some(arn.as_str()));
+            assert_eq!(tag("kiln:prefix").as_deref(), Some("spot-runner"));
+            assert!(image.name().unwrap().starts_with("spot-runner-ec2 "));
+            assert!(
+                image
+                    .block_device_mappings()
+                    .iter()
+                    .any(|m| m.ebs().and_then(|e| e.snapshot_id()).is_some()),
+                "an AMI has a snapshot to clean up"
+            );
+        }
+    }
+    assert_ne!(view.amis["us-east-1"], view.amis["eu-west-1"]);
+
+    // EC2 gone: distribution fails, the build is FAILED with the reason.
+    drop(moto);
+    let broken = ib.start_build("spot-runner-ec2").unwrap();
+    for _ in 0..3 {
+        ib.step(&broken).unwrap();
+    }
+    assert_eq!(ib.step(&broken).unwrap(), ImageState::Failed);
+    let reason = ib.image(&broken).unwrap().reason.unwrap();
+    assert!(reason.starts_with("Distribution failed"), "{reason}");
 }

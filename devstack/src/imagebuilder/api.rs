@@ -242,8 +242,18 @@ async fn get_infrastructure(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AmiDistribution {
+    #[serde(default)]
+    ami_tags: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RegionRef {
     region: String,
+    #[serde(default)]
+    ami_distribution_configuration: Option<AmiDistribution>,
 }
 
 #[derive(Deserialize)]
@@ -257,8 +267,16 @@ struct CreateDistribution {
 async fn create_distribution(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     unavailable(&s)?;
     let req: CreateDistribution = parse(&body)?;
-    let regions = req.distributions.into_iter().map(|d| d.region).collect();
-    let arn = s.create_distribution(&req.name, regions)?;
+    // kiln tags every region alike; the union keeps any region's tags.
+    let mut tags = std::collections::BTreeMap::new();
+    let mut regions = Vec::new();
+    for d in req.distributions {
+        if let Some(ami) = d.ami_distribution_configuration {
+            tags.extend(ami.ami_tags);
+        }
+        regions.push(d.region);
+    }
+    let arn = s.create_distribution(&req.name, regions, tags)?;
     ok(json!({"clientToken": req.client_token, "distributionConfigurationArn": arn}))
 }
 

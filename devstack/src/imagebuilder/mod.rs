@@ -19,6 +19,7 @@
 //! ```
 
 mod api;
+mod ec2;
 pub mod events;
 pub mod model;
 
@@ -143,6 +144,9 @@ pub struct Options {
     pub port: Option<u16>,
     /// States delivered to sinks (the EventBridge rule's pattern).
     pub rule_states: Vec<ImageState>,
+    /// An EC2 emulator (moto) in which finished builds register their AMIs, tagged
+    /// with the distribution's `amiTags`; `None`: AMI ids are only made up.
+    pub ec2_endpoint: Option<String>,
 }
 
 impl Default for Options {
@@ -153,6 +157,7 @@ impl Default for Options {
             timing: Timing::default(),
             port: None,
             rule_states: RULE_STATES.to_vec(),
+            ec2_endpoint: None,
         }
     }
 }
@@ -175,6 +180,9 @@ pub struct PipelineSpec {
     /// Recipe semantic version; defaults to `1.0.0`.
     #[serde(default)]
     pub recipe_version: Option<String>,
+    /// Tags the distribution puts on the AMIs (`amiDistributionConfiguration.amiTags`).
+    #[serde(default)]
+    pub ami_tags: BTreeMap<String, String>,
 }
 
 impl PipelineSpec {
@@ -189,7 +197,13 @@ impl PipelineSpec {
             architecture: None,
             recipe_name: None,
             recipe_version: None,
+            ami_tags: BTreeMap::new(),
         }
+    }
+
+    pub fn ami_tag(mut self, key: &str, value: &str) -> Self {
+        self.ami_tags.insert(key.to_owned(), value.to_owned());
+        self
     }
 
     pub fn architecture(mut self, arch: Architecture) -> Self {
@@ -233,6 +247,7 @@ struct State {
 pub(crate) struct Shared {
     region: String,
     account: String,
+    ec2_endpoint: Option<String>,
     state: Mutex<State>,
     http: reqwest::Client,
     /// Bumped on every image state change; waiters watch it.
@@ -273,6 +288,7 @@ impl LocalImageBuilder {
         let shared = Arc::new(Shared {
             region: options.region,
             account: options.account_id,
+            ec2_endpoint: options.ec2_endpoint,
             state: Mutex::new(State {
                 recipes: BTreeMap::new(),
                 infrastructures: BTreeMap::new(),
@@ -360,8 +376,15 @@ impl LocalImageBuilder {
 
     /// Moves a build one state on (the only way builds move under [`Timing::manual`]).
     /// Returns the new state.
+    ///
+    /// With [`Options::ec2_endpoint`], the step to AVAILABLE registers the AMIs first and
+    /// blocks the calling thread for those few HTTP calls.
     pub fn step(&self, image_arn: &str) -> Result<ImageState, ImageBuilderError> {
-        self.shared.advance(image_arn)
+        let registered = self
+            .shared
+            .registration_for(image_arn)
+            .map(|r| register_blocking(&r));
+        self.shared.advance_with(image_arn, registered)
     }
 
     pub fn set_timing(&self, timing: Timing) {
@@ -660,6 +683,7 @@ impl Shared {
         &self,
         name: &str,
         regions: Vec<String>,
+        ami_tags: BTreeMap<String, String>,
     ) -> Result<String, ImageBuilderError> {
         if !valid_name(name) {
             return Err(ImageBuilderError::Invalid(format!(
@@ -689,6 +713,7 @@ impl Shared {
                 arn: arn.clone(),
                 name: name.to_owned(),
                 regions,
+                ami_tags,
                 created: Utc::now(),
             },
         );
@@ -800,7 +825,11 @@ impl Shared {
             vec![instance.to_owned()],
             "kiln-image-builder",
         )?;
-        let dist = self.create_distribution(&format!("{}-dist", spec.name), regions)?;
+        let dist = self.create_distribution(
+            &format!("{}-dist", spec.name),
+            regions,
+            spec.ami_tags.clone(),
+        )?;
         self.create_pipeline(
             &spec.name,
             Some(format!("kiln local pipeline {}", spec.name)),
@@ -899,7 +928,11 @@ impl Shared {
                     drop(s);
                     tokio::time::sleep(timing.in_state(state)).await;
                     let Some(s) = shared.upgrade() else { return };
-                    if s.advance(&image).is_err() {
+                    let registered = match s.registration_for(&image) {
+                        Some(r) => Some(ec2::register(&s.http, &r).await.map(|ids| (r, ids))),
+                        None => None,
+                    };
+                    if s.advance_with(&image, registered).is_err() {
                         return;
                     }
                 }
@@ -908,8 +941,50 @@ impl Shared {
         Ok(arn)
     }
 
+    /// What to register in EC2 when the image's next step is AVAILABLE.
+    fn registration_for(&self, arn: &str) -> Option<ec2::Registration> {
+        let endpoint = self.ec2_endpoint.clone()?;
+        let st = self.lock();
+        let image = st.images.iter().find(|i| i.arn == arn)?;
+        let stops_here = match &image.plan {
+            BuildPlan::Succeed => false,
+            BuildPlan::Fail { at, .. } | BuildPlan::Cancel { at } => *at == image.state,
+        };
+        if image.state != ImageState::Distributing || stops_here {
+            return None;
+        }
+        let mut tags = image
+            .distribution
+            .as_ref()
+            .map(|d| d.ami_tags.clone())
+            .unwrap_or_default();
+        // Image Builder's own tags on every AMI it distributes.
+        tags.insert("CreatedBy".into(), "EC2 Image Builder".into());
+        tags.insert("Ec2ImageBuilderArn".into(), image.arn.clone());
+        Some(ec2::Registration {
+            endpoint,
+            regions: image.regions.clone(),
+            name: ami_name(&image.recipe.name, Utc::now()),
+            description: format!(
+                "Built by kiln's local Image Builder from {}",
+                image.pipeline_name
+            ),
+            tags,
+        })
+    }
+
     /// One transition of the image's life, following its plan.
     fn advance(&self, arn: &str) -> Result<ImageState, ImageBuilderError> {
+        self.advance_with(arn, None)
+    }
+
+    /// As [`Shared::advance`]; `registered` carries the AMIs registered in EC2 for the step
+    /// to AVAILABLE (an error fails the build as a distribution failure).
+    fn advance_with(
+        &self,
+        arn: &str,
+        registered: Option<Result<(ec2::Registration, Vec<(String, String)>), String>>,
+    ) -> Result<ImageState, ImageBuilderError> {
         let new_state = {
             let mut st = self.lock();
             let image = st
@@ -923,11 +998,15 @@ impl Shared {
                     "image {arn} is already {current}"
                 )));
             }
-            let (next, reason) = match &image.plan {
-                BuildPlan::Fail { at, reason } if *at == current => {
+            let (next, reason) = match (&image.plan, &registered) {
+                (_, Some(Err(e))) => (
+                    ImageState::Failed,
+                    Some(format!("Distribution failed: {e}")),
+                ),
+                (BuildPlan::Fail { at, reason }, _) if *at == current => {
                     (ImageState::Failed, Some(reason.clone()))
                 }
-                BuildPlan::Cancel { at } if *at == current => (
+                (BuildPlan::Cancel { at }, _) if *at == current => (
                     ImageState::Cancelled,
                     Some("Image creation cancelled by user".to_owned()),
                 ),
@@ -941,17 +1020,27 @@ impl Shared {
             image.reason = reason.clone();
             image.history.push((next, now));
             if next == ImageState::Available {
-                let when = now.format("%Y-%m-%dT%H-%M-%SZ");
-                image.amis = image
-                    .regions
-                    .iter()
-                    .map(|region| Ami {
-                        region: region.clone(),
-                        image: model::ami_id(),
-                        name: format!("{} {when}", image.recipe.name),
-                        account_id: image.account.clone(),
-                    })
-                    .collect();
+                image.amis = match registered {
+                    Some(Ok((registration, ids))) => ids
+                        .into_iter()
+                        .map(|(region, id)| Ami {
+                            region,
+                            image: id,
+                            name: registration.name.clone(),
+                            account_id: image.account.clone(),
+                        })
+                        .collect(),
+                    _ => image
+                        .regions
+                        .iter()
+                        .map(|region| Ami {
+                            region: region.clone(),
+                            image: model::ami_id(),
+                            name: ami_name(&image.recipe.name, now),
+                            account_id: image.account.clone(),
+                        })
+                        .collect(),
+                };
             }
             self.emit(&mut st, arn, next, Some(current), reason.as_deref());
             next
@@ -1087,4 +1176,36 @@ fn valid_region(region: &str) -> bool {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
         && parts.last().is_some_and(|p| p.parse::<u8>().is_ok())
+}
+
+/// Image Builder's default AMI name: recipe name and build time.
+fn ami_name(recipe: &str, at: chrono::DateTime<Utc>) -> String {
+    format!("{recipe} {}", at.format("%Y-%m-%dT%H-%M-%SZ"))
+}
+
+/// Runs the EC2 registration from synchronous code (a thread with its own runtime, so it
+/// works whatever runtime, if any, the caller is on).
+fn register_blocking(
+    r: &ec2::Registration,
+) -> Result<(ec2::Registration, Vec<(String, String)>), String> {
+    let r = r.clone();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime.block_on(async {
+                    let http = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(30))
+                        .no_proxy()
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    ec2::register(&http, &r).await.map(|ids| (r.clone(), ids))
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err("EC2 registration thread panicked".into()))
+    })
 }

@@ -78,6 +78,7 @@ pub(crate) struct Distribution {
     pub arn: String,
     pub name: String,
     pub regions: Vec<String>,
+    pub ami_tags: BTreeMap<String, String>,
     pub created: DateTime<Utc>,
 }
 
@@ -86,7 +87,10 @@ impl Distribution {
         json!({
             "arn": self.arn,
             "name": self.name,
-            "distributions": self.regions.iter().map(|r| json!({"region": r})).collect::<Vec<_>>(),
+            "distributions": self.regions.iter().map(|r| json!({
+                "region": r,
+                "amiDistributionConfiguration": {"amiTags": self.ami_tags},
+            })).collect::<Vec<_>>(),
             "dateCreated": api_time(self.created),
         })
     }
