@@ -11,7 +11,9 @@ use aws_sdk_ec2::types::Filter;
 
 use crate::aws::describe;
 use crate::history;
-use crate::template::{TAG_PREFIX, TAG_PRESET};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::template::{TAG_ARCHITECTURE, TAG_PREFIX, TAG_PRESET};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
@@ -28,11 +30,14 @@ pub enum CleanupError {
 }
 
 /// One of kiln's AMIs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Image {
     pub id: String,
     pub name: String,
     pub preset: String,
+    /// From the `kiln:architecture` tag.
+    pub architecture: Option<String>,
     pub region: String,
     /// ISO-8601, as EC2 reports it (sorts as time).
     pub created: String,
@@ -165,6 +170,7 @@ pub async fn list_images(
                 id: id.to_owned(),
                 name: image.name().unwrap_or_default().to_owned(),
                 preset,
+                architecture: tag(TAG_ARCHITECTURE),
                 region: region.to_owned(),
                 created: image.creation_date().unwrap_or_default().to_owned(),
                 snapshots: image
@@ -177,6 +183,29 @@ pub async fn list_images(
         }
     }
     Ok(out)
+}
+
+/// Newest first (then by id, so equal times list stably).
+pub fn sort_newest_first(images: &mut [Image]) {
+    images.sort_by(|a, b| (&b.created, &b.id).cmp(&(&a.created, &a.id)));
+}
+
+/// `kiln list --images`: one row per AMI.
+pub fn render_images(images: &[Image]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["preset", "arch", "region", "AMI", "name", "created"]);
+    for i in images {
+        table.add_row([
+            i.preset.clone(),
+            i.architecture.clone().unwrap_or_else(|| "-".into()),
+            i.region.clone(),
+            i.id.clone(),
+            i.name.clone(),
+            i.created.clone(),
+        ]);
+    }
+    format!("{table}\n")
 }
 
 /// AMI ids the runner configs of one region point at (`amiId`), with the parameter.
@@ -306,6 +335,7 @@ mod tests {
             id: id.into(),
             name: format!("n-{id}"),
             preset: preset.into(),
+            architecture: None,
             region: region.into(),
             created: created.into(),
             snapshots: vec![format!("snap-{id}")],

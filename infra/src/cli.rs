@@ -86,6 +86,12 @@ pub enum Command {
         preset: Option<String>,
         #[arg(long)]
         json: bool,
+        /// List the AMIs in EC2 (by kiln's tags) instead of the build history.
+        #[arg(long)]
+        images: bool,
+        /// With --images: regions to list (comma-separated; default: the configured region).
+        #[arg(long, value_delimiter = ',', requires = "images")]
+        regions: Vec<String>,
     },
     /// Read the public status.
     Status {

@@ -100,7 +100,42 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 code
             })
         }
-        Command::List { preset, json } => {
+        Command::List {
+            preset,
+            json,
+            images: true,
+            regions,
+        } => {
+            let home = aws::sdk_config(&aws, None).await?;
+            let regions = if regions.is_empty() {
+                vec![aws::region_of(&home)]
+            } else {
+                cleanup::unique_regions(&regions)
+            };
+            let mut images = Vec::new();
+            for region in &regions {
+                let ec2 = aws_sdk_ec2::Client::new(&aws::sdk_config(&aws, Some(region)).await?);
+                images.extend(cleanup::list_images(&ec2, region, &aws.prefix).await?);
+            }
+            if let Some(p) = &preset {
+                images.retain(|i| &i.preset == p);
+            }
+            cleanup::sort_newest_first(&mut images);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&images)?);
+            } else if images.is_empty() {
+                println!(
+                    "no AMIs tagged {}={} in {}",
+                    template::TAG_PREFIX,
+                    aws.prefix,
+                    regions.join(", ")
+                );
+            } else {
+                print!("{}", cleanup::render_images(&images));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { preset, json, .. } => {
             let client = aws_sdk_dynamodb::Client::new(&aws::sdk_config(&aws, None).await?);
             let (mut builds, unreadable) = history::load_builds(&client, &aws.table_name()).await?;
             for u in &unreadable {

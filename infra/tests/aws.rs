@@ -315,6 +315,12 @@ async fn register(
         .resources(&ami)
         .tags(Tag::builder().key("kiln:prefix").value(prefix).build())
         .tags(Tag::builder().key("kiln:preset").value(preset).build())
+        .tags(
+            Tag::builder()
+                .key("kiln:architecture")
+                .value("x86_64")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -525,4 +531,56 @@ async fn cleanup_refuses_to_run_blind() {
         describe(&out)
     );
     assert_eq!(image_ids(&east).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_images_reads_kiln_tags_across_regions_newest_first() {
+    let Some(moto) = moto().await else { return };
+    let east = aws_sdk_ec2::Client::new(&moto.sdk_config("us-east-1"));
+    let west = aws_sdk_ec2::Client::new(&moto.sdk_config("eu-west-1"));
+    let (old, _) = register(&east, "ci", "alpha", 0).await;
+    register(&east, "other", "alpha", 0).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (beta, _) = register(&west, "ci", "beta", 0).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (new, _) = register(&east, "ci", "alpha", 1).await;
+
+    let out = run_kiln(
+        &moto,
+        &[
+            "list",
+            "--images",
+            "--json",
+            "--regions",
+            "us-east-1,eu-west-1",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let images: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = images.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        vec![new.as_str(), beta.as_str(), old.as_str()],
+        "newest first, other prefixes excluded"
+    );
+    assert_eq!(images[1]["region"], "eu-west-1");
+    assert_eq!(images[1]["preset"], "beta");
+    assert_eq!(images[0]["architecture"], "x86_64");
+
+    let out = run_kiln(&moto, &["list", "--images", "--preset", "alpha"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let table = text(&out.stdout);
+    assert!(
+        table.contains(&new) && table.contains(&old) && !table.contains(&beta),
+        "{table}"
+    );
+
+    let out = run_kiln(&moto, &["list", "--regions", "us-east-1"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--regions needs --images: {}",
+        describe(&out)
+    );
 }
