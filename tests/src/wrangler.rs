@@ -146,11 +146,8 @@ impl WranglerDev {
             .arg(state.path().join("persist"))
             .arg("--env-file")
             .arg(&env_file)
-            .args([
-                "--show-interactive-dev-session=false",
-                "--log-level",
-                "info",
-            ])
+            // Default log level: the Worker's console lines are at "log", below "info".
+            .arg("--show-interactive-dev-session=false")
             .current_dir(config.parent().unwrap_or(Path::new(".")))
             .env("PATH", tool_path())
             .env("WRANGLER_SEND_METRICS", "false")

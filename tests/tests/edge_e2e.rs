@@ -44,7 +44,9 @@ async fn edge_routes_caching_and_last_known_good() {
     if require_tool("wrangler", "edge e2e").is_none() {
         return;
     }
-    let mut origin = TestOrigin::start(SECRET, fixtures::ready()).await.unwrap();
+    // Fixtures carry "now"-relative times: keep the exact reports handed to the origin.
+    let (ready, building) = (fixtures::ready(), fixtures::building());
+    let mut origin = TestOrigin::start(SECRET, ready.clone()).await.unwrap();
     let vars = EdgeVars {
         cache_ttl_secs: 1,
         stale_while_revalidate_secs: 0,
@@ -58,7 +60,7 @@ async fn edge_routes_caching_and_last_known_good() {
     // Fresh pull: body, caching headers, CORS.
     let (code, h, report) = status(&c, &edge).await;
     assert_eq!(code, 200);
-    assert_eq!(report.presets, fixtures::ready().presets);
+    assert_eq!(report.presets, ready.presets);
     assert!(!report.stale);
     assert_eq!(h["content-type"], "application/json; charset=utf-8");
     assert_eq!(
@@ -172,7 +174,7 @@ async fn edge_routes_caching_and_last_known_good() {
     );
 
     // A new state at the origin shows after the TTL; the gate now fails with the body.
-    origin.set_report(fixtures::building());
+    origin.set_report(building.clone());
     past_ttl().await;
     let (_, h, report) = status(&c, &edge).await;
     assert_eq!(report.status, kiln_shared::OverallStatus::Building);
@@ -181,7 +183,7 @@ async fn edge_routes_caching_and_last_known_good() {
     assert_eq!(r.status(), 503);
     assert_eq!(
         r.json::<StatusReport>().await.unwrap().presets,
-        fixtures::building().presets
+        building.presets
     );
 
     // Origin down, erroring, forging, hanging: last known good, stale, never a 5xx.
@@ -205,7 +207,7 @@ async fn edge_routes_caching_and_last_known_good() {
         let (code, h, report) = status(&c, &edge).await;
         assert_eq!(code, 200, "{what}");
         assert!(report.stale, "{what}");
-        assert_eq!(report.presets, fixtures::building().presets, "{what}");
+        assert_eq!(report.presets, building.presets, "{what}");
         assert_eq!(h["cache-control"], "no-cache", "{what}");
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -272,7 +274,8 @@ async fn edge_ingest_accepts_signed_pushes_and_refuses_the_rest() {
         req.send()
     };
     let now = chrono::Utc::now().timestamp();
-    let degraded = serde_json::to_vec(&fixtures::degraded()).unwrap();
+    let degraded_report = fixtures::degraded();
+    let degraded = serde_json::to_vec(&degraded_report).unwrap();
     let r = push(
         degraded.clone(),
         ingest_headers(SECRET, now, &degraded).to_vec(),
@@ -282,10 +285,11 @@ async fn edge_ingest_accepts_signed_pushes_and_refuses_the_rest() {
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     let (code, _, report) = status(&c, &edge).await;
     assert_eq!(code, 200);
-    assert_eq!(report.presets, fixtures::degraded().presets);
+    assert_eq!(report.presets, degraded_report.presets);
     assert!(!report.stale);
 
-    let refusals: Vec<(&str, Vec<u8>, Vec<(&'static str, String)>)> = vec![
+    type Push = (&'static str, Vec<u8>, Vec<(&'static str, String)>);
+    let refusals: Vec<Push> = vec![
         (
             "replayed",
             degraded.clone(),
@@ -334,8 +338,7 @@ async fn edge_ingest_accepts_signed_pushes_and_refuses_the_rest() {
     assert_eq!(r.status(), 400);
     let (_, _, report) = status(&c, &edge).await;
     assert_eq!(
-        report.presets,
-        fixtures::degraded().presets,
+        report.presets, degraded_report.presets,
         "refused pushes change nothing"
     );
 
