@@ -14,6 +14,7 @@ use kiln_shared::{ImageArn, ImageState, ImageStateChange, Observation};
 use serde_json::Value;
 
 use crate::Deps;
+use crate::edge::PushError;
 use crate::error::AwsError;
 use crate::store::{Cas, PresetItem};
 
@@ -263,24 +264,42 @@ async fn record_build(deps: &Deps, obs: &Observation) -> Result<bool, HandlerErr
 }
 
 /// Pushes the current public status to the edge; failures are logged, never returned.
+///
+/// The edge refuses a push whose (second-precision) timestamp is not newer than the
+/// last one it accepted, so two pushes in one second lose one. A refused push is
+/// retried once in the next second with a freshly read snapshot — never the old body,
+/// which a concurrent, newer push may already have superseded.
 pub async fn push_snapshot(deps: &Deps, now: DateTime<Utc>) {
     if !deps.edge.enabled() {
         return;
     }
-    let report = match crate::status::snapshot(deps, now).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the status snapshot to push");
-            return;
-        }
-    };
-    match deps.edge.push(&report).await {
-        Ok(()) => tracing::info!(
-            status = report.status.as_str(),
-            "snapshot pushed to the edge"
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "snapshot push to the edge failed (the edge will pull)")
+    for attempt in 0..2 {
+        let report = match crate::status::snapshot(deps, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the status snapshot to push");
+                return;
+            }
+        };
+        match deps.edge.push(&report).await {
+            Ok(()) => {
+                tracing::info!(
+                    status = report.status.as_str(),
+                    "snapshot pushed to the edge"
+                );
+                return;
+            }
+            Err(PushError::Status(401)) if attempt == 0 => {
+                let into_second = Utc::now().timestamp_subsec_millis();
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(
+                    1000 - into_second.min(999),
+                )))
+                .await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot push to the edge failed (the edge will pull)");
+                return;
+            }
         }
     }
 }

@@ -818,3 +818,52 @@ mod preset_init {
         );
     }
 }
+
+/// Refuses the first push as the edge does a same-second replay.
+struct ReplayRefusingEdge(std::sync::Mutex<Vec<kiln_shared::StatusReport>>);
+
+impl crate::edge::EdgePusher for ReplayRefusingEdge {
+    fn push<'a>(
+        &'a self,
+        report: &'a kiln_shared::StatusReport,
+    ) -> crate::BoxFut<'a, Result<(), crate::edge::PushError>> {
+        Box::pin(async move {
+            let mut seen = self.0.lock().unwrap();
+            seen.push(report.clone());
+            if seen.len() == 1 {
+                Err(crate::edge::PushError::Status(401))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_refused_push_is_retried_once_with_a_fresh_snapshot() {
+    let w = setup();
+    let edge = Arc::new(ReplayRefusingEdge(Default::default()));
+    let plan = Arc::new(FaultPlan::new());
+    let deps = crate::Deps::new(
+        Config::new("t", EAST),
+        w.store.clone(),
+        w.configs.clone(),
+        w.images.clone(),
+        edge.clone(),
+    )
+    .with_faults(plan.clone());
+    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
+    handle_event(
+        &deps,
+        event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(edge.0.lock().unwrap().len(), 2);
+    assert_eq!(
+        plan.calls()["dynamodb:Query"],
+        4,
+        "the snapshot is read again"
+    );
+    assert_eq!(plan.calls()["edge:Ingest"], 2);
+}
