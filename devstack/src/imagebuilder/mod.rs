@@ -983,7 +983,7 @@ impl Shared {
     fn advance_with(
         &self,
         arn: &str,
-        registered: Option<Result<(ec2::Registration, Vec<(String, String)>), String>>,
+        registered: Option<Registered>,
     ) -> Result<ImageState, ImageBuilderError> {
         let new_state = {
             let mut st = self.lock();
@@ -1178,6 +1178,9 @@ fn valid_region(region: &str) -> bool {
         && parts.last().is_some_and(|p| p.parse::<u8>().is_ok())
 }
 
+/// An EC2 registration's outcome: what was registered and region → AMI id, or why not.
+type Registered = Result<(ec2::Registration, Vec<(String, String)>), String>;
+
 /// Image Builder's default AMI name: recipe name and build time.
 fn ami_name(recipe: &str, at: chrono::DateTime<Utc>) -> String {
     format!("{recipe} {}", at.format("%Y-%m-%dT%H-%M-%SZ"))
@@ -1185,9 +1188,7 @@ fn ami_name(recipe: &str, at: chrono::DateTime<Utc>) -> String {
 
 /// Runs the EC2 registration from synchronous code (a thread with its own runtime, so it
 /// works whatever runtime, if any, the caller is on).
-fn register_blocking(
-    r: &ec2::Registration,
-) -> Result<(ec2::Registration, Vec<(String, String)>), String> {
+fn register_blocking(r: &ec2::Registration) -> Registered {
     let r = r.clone();
     std::thread::scope(|scope| {
         scope
