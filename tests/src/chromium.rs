@@ -130,6 +130,9 @@ impl Browser {
             "goog:chromeOptions".into(),
             json!({ "binary": chromium, "args": args }),
         );
+        // ring and aws-lc-rs are both in the dependency tree, so rustls cannot choose a
+        // provider itself; the driver is plain HTTP on loopback anyway.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = ClientBuilder::rustls()?
             .capabilities(caps)
             .connect(&url)
