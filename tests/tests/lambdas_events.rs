@@ -250,6 +250,19 @@ async fn fault_between_dynamodb_and_ssm_converges() {
     }
     let available = events[3].clone();
 
+    // Image Builder itself unavailable (HTTP 503 through the real SDK, which retries
+    // first): the handler fails so Lambda retries, and nothing was written.
+    w.plan.reset_counts();
+    w.ib.fail_next_api_calls(10);
+    let err = handle_event(&w.deps, available.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("imagebuilder:GetImage"), "{err}");
+    assert!(
+        err.to_string().contains("Server"),
+        "classified as a server error: {err}"
+    );
+    assert_eq!(w.plan.calls().get("dynamodb:PutItem"), None);
+    w.ib.fail_next_api_calls(0);
+
     // The emulator fails the first SSM write after the DynamoDB write landed.
     w.plan
         .add(Rule::new(Some("ssm:PutParameter"), Fault::Server));

@@ -180,6 +180,22 @@ async fn custom_resource_create_update_delete_always_answer() {
     assert_eq!(w.deps.store.list_presets().await.unwrap(), before);
     assert!(w.deps.store.get_ami("ghost").await.unwrap().is_none());
 
+    // Work that would outlive the Lambda's deadline is cut off and answered FAILED.
+    w.plan.add(kiln_lambdas::faults::Rule::new(
+        Some("dynamodb:Query"),
+        kiln_lambdas::faults::Fault::Timeout(Duration::from_secs(2)),
+    ));
+    let slow = handle_custom_resource(
+        &w.deps,
+        &http,
+        request("Update", &url, x64_only.clone().into()),
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    assert_eq!(slow.status, "FAILED");
+    assert!(slow.reason.contains("timed out"), "{}", slow.reason);
+
     // Delete keeps everything and answers SUCCESS.
     let del = handle_custom_resource(
         &w.deps,
@@ -192,7 +208,7 @@ async fn custom_resource_create_update_delete_always_answer() {
     assert_eq!(del.status, "SUCCESS");
     assert_eq!(w.deps.store.list_presets().await.unwrap().len(), 2);
     assert!(w.config(REGION, X64).await.is_some());
-    assert_eq!(answers.0.lock().unwrap().len(), 8, "every request answered");
+    assert_eq!(answers.0.lock().unwrap().len(), 9, "every request answered");
 
     // An unreachable ResponseURL is the one case the handler reports as an error.
     let lost = request("Delete", "http://127.0.0.1:9/cfn-response", json!("[]"));
