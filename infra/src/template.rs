@@ -980,9 +980,20 @@ pub fn synth(presets: &[Preset], opts: &SynthOptions) -> Result<Value, SynthErro
     });
 
     let names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+    let mut description = format!(
+        "kiln: image pipelines, state and status for presets {}",
+        names.join(", ")
+    );
+    // CloudFormation refuses a description over 1024 bytes.
+    if description.len() > 1024 {
+        description = format!(
+            "kiln: image pipelines, state and status for {} presets",
+            presets.len()
+        );
+    }
     let template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": format!("kiln: image pipelines, state and status for presets {}", names.join(", ")),
+        "Description": description,
         "Parameters": parameters(opts),
         "Conditions": {
             "HasFailureNotificationEmail": { "Fn::Not": [{ "Fn::Equals": [reference("FailureNotificationEmail"), ""] }] },

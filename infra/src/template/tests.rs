@@ -282,6 +282,32 @@ fn bad_prefix_and_oversized_components_are_refused() {
 }
 
 #[test]
+fn description_stays_within_cloudformation_limits() {
+    let files: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            (
+                format!("p{i}.yaml"),
+                format!("name: a-rather-long-preset-name-number-{i:03}\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: x\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let t = synth_default(&presets(&refs));
+    assert_eq!(
+        t["Description"],
+        "kiln: image pipelines, state and status for 40 presets"
+    );
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    assert_eq!(
+        t["Description"],
+        "kiln: image pipelines, state and status for presets solo"
+    );
+}
+
+#[test]
 fn too_many_presets_for_one_stack_is_a_clear_error() {
     let files: Vec<(String, String)> = (0..80)
         .map(|i| {
