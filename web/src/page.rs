@@ -120,7 +120,7 @@ fn Tiles(presets: Vec<PresetReport>) -> impl IntoView {
                 .into_iter()
                 .map(|(tone, label, n)| {
                     view! {
-                        <li class=format!("tone-{tone}") data-tile=tone>
+                        <li class=format!("tone-{tone}{}", if n == 0 { " zero" } else { "" }) data-tile=tone>
                             <span class="n">{n}</span>
                             <span class="k">{label}</span>
                         </li>

@@ -34,6 +34,7 @@ box-shadow:0 0 0 8px color-mix(in srgb,var(--tone) 22%,transparent)}
 .tiles li{background:var(--card);border:1px solid var(--line);border-top:4px solid var(--tone);border-radius:12px;padding:14px 18px}
 .tiles .n{display:block;font-size:clamp(1.8rem,3.5vw,2.6rem);font-weight:700;line-height:1.1;font-variant-numeric:tabular-nums}
 .tiles .k{color:var(--muted)}
+.tiles li.zero{opacity:.55;border-top-color:var(--line)}
 .card{background:var(--card);border:1px solid var(--line);border-radius:16px;overflow:hidden}
 .card h2{margin:0;padding:14px 20px;font-size:1.1rem;border-bottom:1px solid var(--line)}
 .scroll{overflow-x:auto}
