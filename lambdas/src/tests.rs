@@ -867,3 +867,81 @@ async fn a_refused_push_is_retried_once_with_a_fresh_snapshot() {
     );
     assert_eq!(plan.calls()["edge:Ingest"], 2);
 }
+
+#[tokio::test]
+async fn any_delivery_order_of_two_builds_converges_to_the_same_state() {
+    // Build 3 succeeds, build 4 (a later rebuild) fails: the end state is "failed, AMI
+    // of build 3" however the eight events arrive, duplicates included.
+    let events: Vec<Value> = vec![
+        event(ImageState::Building, "2026-01-27T11:00:05Z", 3),
+        event(ImageState::Testing, "2026-01-27T11:20:00Z", 3),
+        event(ImageState::Distributing, "2026-01-27T11:40:00Z", 3),
+        event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+        event(ImageState::Building, "2026-01-28T00:00:10Z", 4),
+        event(ImageState::Testing, "2026-01-28T00:20:00Z", 4),
+        event(ImageState::Failed, "2026-01-28T00:30:00Z", 4),
+        event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+    ];
+    let orders: Vec<Vec<usize>> = vec![
+        (0..8).collect(),
+        (0..8).rev().collect(),
+        vec![6, 3, 0, 7, 5, 1, 4, 2],
+        vec![3, 6, 4, 0, 5, 2, 1, 7],
+        vec![4, 5, 6, 0, 1, 2, 3, 7],
+    ];
+    let mut outcomes = Vec::new();
+    for order in orders {
+        let w = setup();
+        put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
+        put_image(&w, 4, ImageState::Failed, "2026-01-28T00:00:00Z");
+        for i in &order {
+            handle_event(&w.deps, events[*i].clone()).await.unwrap();
+        }
+        let r = record(&w).await;
+        assert_eq!(r.status, BuildStatus::Failed, "{order:?}");
+        assert_eq!(r.ami_id.as_deref(), Some("ami-03east"), "{order:?}");
+        let configs = w.configs.0.lock().unwrap().clone();
+        let mut builds = w.store.list_builds().await.unwrap();
+        builds.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        outcomes.push((r, configs, builds));
+    }
+    for o in &outcomes[1..] {
+        assert_eq!(*o, outcomes[0]);
+    }
+}
+
+#[tokio::test]
+async fn status_origin_answers_503_json_when_the_table_is_unavailable() {
+    let mut config = Config::new("t", EAST);
+    config.origin_secret = Some("s".into());
+    let w = world(config.clone());
+    let plan = Arc::new(FaultPlan::new());
+    plan.add(Rule::new(Some("dynamodb:Query"), Fault::Throttle).forever());
+    let deps = crate::Deps::new(
+        config,
+        w.store.clone(),
+        w.configs.clone(),
+        w.images.clone(),
+        w.edge.clone(),
+    )
+    .with_faults(plan);
+    let now = t("2026-01-27T12:00:00Z");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        kiln_shared::signing::TIMESTAMP_HEADER,
+        now.timestamp().to_string().parse().unwrap(),
+    );
+    let sig = kiln_shared::signing::sign(b"s", now.timestamp(), "GET", "/status", b"").unwrap();
+    headers.insert(kiln_shared::signing::SIGNATURE_HEADER, sig.parse().unwrap());
+    let req = crate::status::OriginRequest {
+        method: "GET",
+        path: "/status",
+        headers: &headers,
+        body: b"",
+    };
+    let resp = crate::status::handle_request(&deps, req, now).await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = serde_json::from_str(resp.body()).unwrap();
+    assert_eq!(body, json!({"error": "status temporarily unavailable"}));
+    assert!(!resp.body().contains("Throttl"), "no internals leak");
+}
