@@ -286,6 +286,24 @@ pub async fn follow_all(
     futures::future::join_all(tasks).await
 }
 
+/// 0 when every build succeeded, 1 when one failed, 2 when the only trouble is that the
+/// wait timed out (same convention as `kiln wait`).
+pub fn exit_code(followed: &[Followed]) -> u8 {
+    if followed
+        .iter()
+        .any(|f| matches!(f.outcome, Outcome::Failed { .. }))
+    {
+        1
+    } else if followed
+        .iter()
+        .any(|f| matches!(f.outcome, Outcome::TimedOut { .. }))
+    {
+        2
+    } else {
+        0
+    }
+}
+
 /// The final report: one line per build, AMIs per region.
 pub fn render_outcomes(followed: &[Followed]) -> String {
     let mut out = String::new();
@@ -327,6 +345,34 @@ mod tests {
         .map(|s| step_of(s))
         .collect();
         assert_eq!(order, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_failure_outranks_a_timeout_in_the_exit_code() {
+        let f = |outcome| Followed {
+            preset: "p".into(),
+            image_arn: "arn".into(),
+            outcome,
+        };
+        let ok = || {
+            f(Outcome::Available {
+                amis: BTreeMap::new(),
+            })
+        };
+        let failed = || {
+            f(Outcome::Failed {
+                state: "FAILED".into(),
+                reason: "r".into(),
+            })
+        };
+        let late = || {
+            f(Outcome::TimedOut {
+                last_state: "BUILDING".into(),
+            })
+        };
+        assert_eq!(exit_code(&[ok(), ok()]), 0);
+        assert_eq!(exit_code(&[ok(), late()]), 2);
+        assert_eq!(exit_code(&[late(), failed()]), 1);
     }
 
     #[test]

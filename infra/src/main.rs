@@ -286,22 +286,12 @@ async fn follow(
         return Ok(ExitCode::SUCCESS);
     }
     eprint!("{report}");
-    let timed_out = followed
-        .iter()
-        .all(|f| matches!(f.outcome, build::Outcome::TimedOut { .. }) || f.outcome.is_success());
-    bail_code(
-        &format!(
-            "{failed} of {} build{} did not succeed",
-            followed.len(),
-            if followed.len() == 1 { "" } else { "s" }
-        ),
-        if timed_out { 2 } else { 1 },
-    )
-}
-
-fn bail_code(message: &str, code: u8) -> Result<ExitCode> {
-    eprintln!("error: {message}");
-    Ok(ExitCode::from(code))
+    eprintln!(
+        "error: {failed} of {} build{} did not succeed",
+        followed.len(),
+        if followed.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::from(build::exit_code(&followed)))
 }
 
 async fn cleanup(
