@@ -945,3 +945,27 @@ async fn status_origin_answers_503_json_when_the_table_is_unavailable() {
     assert_eq!(body, json!({"error": "status temporarily unavailable"}));
     assert!(!resp.body().contains("Throttl"), "no internals leak");
 }
+
+#[tokio::test]
+async fn an_unreadable_runner_config_is_left_alone_and_the_rest_proceeds() {
+    let w = setup();
+    w.configs
+        .set(EAST, PARAM, "maxRunners = 4 # someone wrote TOML");
+    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
+    let o = processed(
+        handle_event(
+            &w.deps,
+            event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(o.configs_refused, vec![EAST.to_owned()]);
+    assert_eq!(o.configs_updated, vec![WEST.to_owned()]);
+    let raw = w.configs.0.lock().unwrap()[&(EAST.to_owned(), PARAM.to_owned())].clone();
+    assert_eq!(
+        raw, "maxRunners = 4 # someone wrote TOML",
+        "not overwritten"
+    );
+    assert_eq!(record(&w).await.status, BuildStatus::Ready);
+}
