@@ -1,6 +1,6 @@
 //! workers-rs glue: maps [`Platform`] onto the Workers runtime. No decisions here.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -17,6 +17,7 @@ use crate::config::{Config, KV_BINDING};
 use crate::http::{Body, Reply};
 use crate::origin::{OriginError, OriginRequest, OriginResponse};
 use crate::service::{self, Edge, Memory, Platform};
+use crate::snapshot::Snapshot;
 
 /// What outlives a request in this isolate: the snapshot memory and the parsed config
 /// (vars and secrets cannot change without a new isolate).
@@ -28,6 +29,8 @@ struct Isolate {
 
 thread_local! {
     static ISOLATE: Rc<Isolate> = Rc::new(Isolate::default());
+    /// The response headers of the current snapshot's 200 `/status` (see `into_response`).
+    static HOT_HEADERS: RefCell<Option<(Rc<Snapshot>, Headers)>> = const { RefCell::new(None) };
 }
 
 #[derive(Clone)]
@@ -201,16 +204,42 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 fn into_response(reply: Reply) -> Result<Response> {
-    let headers = Headers::new();
-    for (name, value) in &reply.headers {
-        headers.set(name, value)?;
+    // Hot path: a 200 with a snapshot body has the same headers for as long as that
+    // snapshot is current, so the JS `Headers` object is built once per snapshot and
+    // copied natively per response instead of crossing every name and value again.
+    if reply.status == 200
+        && let Body::Snapshot(s) = &reply.body
+    {
+        let headers = HOT_HEADERS.with(|hot| -> Result<Headers> {
+            let mut hot = hot.borrow_mut();
+            if let Some((snap, h)) = hot.as_ref()
+                && Rc::ptr_eq(snap, s)
+            {
+                return Ok(h.clone());
+            }
+            let h = js_headers(&reply)?;
+            *hot = Some((s.clone(), h.clone()));
+            Ok(h)
+        })?;
+        return Ok(ResponseBuilder::new()
+            .with_status(200)
+            .with_headers(headers)
+            .fixed(s.body.as_bytes().to_vec()));
     }
     let builder = ResponseBuilder::new()
         .with_status(reply.status)
-        .with_headers(headers);
+        .with_headers(js_headers(&reply)?);
     Ok(match reply.body {
         Body::Empty => builder.empty(),
         Body::Text(text) => builder.fixed(text.into_bytes()),
         Body::Snapshot(s) => builder.fixed(s.body.as_bytes().to_vec()),
     })
+}
+
+fn js_headers(reply: &Reply) -> Result<Headers> {
+    let headers = Headers::new();
+    for (name, value) in &reply.headers {
+        headers.set(name, value)?;
+    }
+    Ok(headers)
 }
