@@ -1,0 +1,827 @@
+//! Model-based fault suite: random event schedules through the real handlers.
+//!
+//! Each schedule is a few builds of one preset, run by the local Image Builder endpoint
+//! (manual timing; every build ends AVAILABLE, FAILED or CANCELLED), whose real
+//! state-change events are then delivered to `ami_update::handle_event` — the library
+//! entry point of the `ami-update` Lambda, with the real `aws-sdk-*` clients against
+//! DynamoDB Local, moto's SSM and the local Image Builder — the way EventBridge might:
+//! randomly lost, duplicated, reordered, several at once, with faults injected by the
+//! `FaultPlan` wrapper (throttling, 500s, timeouts, after N calls; between the DynamoDB
+//! and the SSM write among others) and by the Image Builder endpoint (503s the SDK
+//! retries). A failed invocation is re-delivered later, at most [`MAX_ATTEMPTS`] times,
+//! then dead-lettered. Finally scheduled `reconcile::reconcile` passes run (retried
+//! while they report errors), as the 15-minute schedule would.
+//!
+//! The final AMI record must equal the **ordered model**: the initial record folded with
+//! `kiln_shared::state::apply` over the observations of the delivered events sorted by
+//! their ordering key, then the reconcile observation when that leaves a stale
+//! `building` record. A dead-lettered event may or may not have reached DynamoDB
+//! (at-most-once), so every subset of those is a candidate, and so is every reconcile
+//! pass's time. The runner config in every distribution region must point at the
+//! record's AMI (null before the first one) and keep the operator's own keys. Before
+//! reconcile, when no event was dead-lettered, SSM must already follow DynamoDB.
+//!
+//! Event times: the endpoint stamps events with the wall clock (second precision);
+//! running builds one second apart would make this suite slow, so each event's `time`
+//! is rewritten onto a synthetic timeline (same order, random gaps, sometimes several
+//! states in one second, as EventBridge's second precision produces).
+//!
+//! Knobs (environment):
+//! - `KILN_MODEL_SCHEDULES` — number of schedules (default 200; `make soak` runs 10 000)
+//! - `KILN_MODEL_SEED` — base seed (default fixed); schedule `i` uses a seed derived from it
+//! - `KILN_MODEL_REPLAY` — run only this schedule seed (printed on failure)
+//! - `KILN_MODEL_WORKERS` — schedules run concurrently (default 4), each worker with its
+//!   own table and Image Builder endpoint, its schedules one after another
+//! - `KILN_MODEL_SABOTAGE` — proves the suite can fail: breaks an invariant behind the
+//!   handlers' client traits. `blind-cas`: AMI writes ignore what the writer read (no
+//!   compare-and-swap); `no-cas-retry`: a lost conditional write is reported as written
+//!   (no re-read and re-apply); `home-only-ssm`: runner configs are written in the home
+//!   region only. Each makes the suite fail within a few dozen schedules.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use kiln_devstack::imagebuilder::{
+    BuildPlan, Fate, LocalImageBuilder, Options, PipelineSpec, Timing,
+};
+use kiln_devstack::{DynamoBackend, LocalAws, started_or_skip};
+use kiln_lambdas::ami_update::{EventAck, handle_event};
+use kiln_lambdas::faults::{Fault, FaultPlan, Rule};
+use kiln_lambdas::reconcile::{is_stale, reconcile};
+use kiln_lambdas::runner_configs::RunnerConfigs;
+use kiln_lambdas::store::{Cas, PresetItem, StateStore, VersionedBuild};
+use kiln_lambdas::{AwsError, BoxFut, Config, Deps, Endpoints};
+use kiln_shared::build::BuildRecord;
+use kiln_shared::state::{self, AmiRecord, Transition};
+use kiln_shared::{Architecture, ImageState, ImageStateChange, Observation, time};
+use kiln_tests::lambdas_kit::{REGION, WEST, preset};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+const PRESET_YAML: &str = include_str!("../../lambdas/tests/fixtures/presets/linux-x64.yaml");
+const REGIONS: [&str; 2] = [REGION, WEST];
+/// Deliveries of one event copy before it goes to the DLQ.
+const MAX_ATTEMPTS: u32 = 3;
+/// Scheduled reconcile runs; fault rules are lifted from the third on.
+const RECONCILE_PASSES: usize = 5;
+const DEFAULT_SCHEDULES: usize = 200;
+const DEFAULT_SEED: u64 = 0x6b69_6c6e_2026;
+
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Available,
+    Fail(ImageState),
+    Cancel(ImageState),
+}
+
+/// One random schedule, fully determined by its seed.
+#[derive(Debug)]
+struct Schedule {
+    seed: u64,
+    builds: Vec<End>,
+    loss: f64,
+    duplicate: f64,
+    /// 0: in order, 1: neighbours swapped, 2: shuffled.
+    reorder: u8,
+    /// Deliveries handled at once (1 = one after another).
+    concurrency: usize,
+    /// Chance that a state change lands in the same second as the previous one.
+    same_second: f64,
+    rules: Vec<Rule>,
+    /// Image Builder API calls answered 503 (the SDK retries them).
+    ib_unavailable: u32,
+}
+
+fn schedule(seed: u64) -> Schedule {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let builds = (0..rng.random_range(1..=4))
+        .map(|_| match rng.random_range(0..100) {
+            0..60 => End::Available,
+            60..85 => End::Fail(
+                [
+                    ImageState::Building,
+                    ImageState::Testing,
+                    ImageState::Distributing,
+                ][rng.random_range(0..3)],
+            ),
+            _ => End::Cancel([ImageState::Building, ImageState::Testing][rng.random_range(0..2)]),
+        })
+        .collect();
+    let fault = |rng: &mut StdRng| match rng.random_range(0..3) {
+        0 => Fault::Throttle,
+        1 => Fault::Server,
+        _ => Fault::Timeout(Duration::from_millis(20)),
+    };
+    let mut rules = Vec::new();
+    for _ in 0..rng.random_range(0..=3) {
+        let rule = match rng.random_range(0..5) {
+            // Between the DynamoDB write and the SSM writes.
+            0 => Rule::new(Some("ssm:PutParameter"), fault(&mut rng))
+                .after(rng.random_range(0..6))
+                .times(rng.random_range(1..=2)),
+            1 => Rule::new(Some("ssm:GetParameter"), fault(&mut rng))
+                .after(rng.random_range(0..8))
+                .times(1),
+            2 => Rule::new(Some("dynamodb:PutItem"), fault(&mut rng))
+                .after(rng.random_range(0..10))
+                .times(rng.random_range(1..=2)),
+            3 => Rule::new(Some("imagebuilder:GetImage"), fault(&mut rng))
+                .after(rng.random_range(0..6))
+                .times(1),
+            // Anything, after N calls (fail-after-N).
+            _ => Rule::new(None, fault(&mut rng))
+                .after(rng.random_range(0..40))
+                .times(rng.random_range(1..=3)),
+        };
+        rules.push(rule);
+    }
+    Schedule {
+        seed,
+        builds,
+        loss: [0.0, 0.0, 0.1, 0.2, 0.4][rng.random_range(0..5)],
+        duplicate: [0.0, 0.2, 0.5][rng.random_range(0..3)],
+        reorder: rng.random_range(0..3),
+        concurrency: rng.random_range(1..=3),
+        same_second: [0.0, 0.3][rng.random_range(0..2)],
+        rules,
+        ib_unavailable: if rng.random_bool(0.1) {
+            rng.random_range(1..=2)
+        } else {
+            0
+        },
+    }
+}
+
+/// splitmix64: well-spread schedule seeds from one base seed.
+fn derive_seed(base: u64, i: u64) -> u64 {
+    let mut z = base.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn env_num(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    let v = v.trim();
+    let parsed = match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => v.parse(),
+    };
+    Some(parsed.unwrap_or_else(|e| panic!("{name}={v}: {e}")))
+}
+
+/// One worker: its own table and Image Builder endpoint; schedules run one at a time.
+struct Worker<'a> {
+    aws: &'a LocalAws,
+    ib: LocalImageBuilder,
+    table: String,
+    /// The same clients without faults: setup and the final reads.
+    clean: Deps,
+    ddb: aws_sdk_dynamodb::Client,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    events: usize,
+    deliveries: usize,
+    handler_errors: usize,
+    dead_letters: usize,
+    healed_by_reconcile: usize,
+    reconcile_passes: usize,
+    concurrent_schedules: usize,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.events += o.events;
+        self.deliveries += o.deliveries;
+        self.handler_errors += o.handler_errors;
+        self.dead_letters += o.dead_letters;
+        self.healed_by_reconcile += o.healed_by_reconcile;
+        self.reconcile_passes += o.reconcile_passes;
+        self.concurrent_schedules += o.concurrent_schedules;
+    }
+}
+
+impl<'a> Worker<'a> {
+    async fn start(aws: &'a LocalAws, n: usize) -> Self {
+        let ib = LocalImageBuilder::start(Options {
+            timing: Timing::manual(),
+            ..Options::default()
+        })
+        .await
+        .expect("local Image Builder starts");
+        let table = format!("kiln-model-{n}");
+        let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
+        kiln_lambdas::store::create_table(&ddb, &table)
+            .await
+            .expect("table created");
+        let clean = deps(aws, &ib, &table);
+        Worker {
+            aws,
+            ib,
+            table,
+            clean,
+            ddb,
+        }
+    }
+
+    async fn run(&self, s: &Schedule) -> Result<Stats, String> {
+        let mut rng = StdRng::seed_from_u64(s.seed ^ 0x5eed);
+        let mut stats = Stats {
+            concurrent_schedules: usize::from(s.concurrency > 1),
+            ..Stats::default()
+        };
+        let name = format!("m{:016x}", s.seed);
+        let pipeline = format!("spot-runner-{name}");
+        let parameter = self.clean.config.parameter_name(&name);
+        let yaml = PRESET_YAML.replacen("name: linux-x64", &format!("name: {name}"), 1);
+        let the_preset = preset(&yaml);
+        self.ib.reset();
+        self.ib
+            .register_pipeline(
+                PipelineSpec::new(&pipeline, REGIONS).architecture(Architecture::X86_64),
+            )
+            .expect("pipeline registered");
+        for end in &s.builds {
+            let plan = match *end {
+                End::Available => BuildPlan::Succeed,
+                End::Fail(at) => BuildPlan::Fail {
+                    at,
+                    reason: format!("validation failed at {at}"),
+                },
+                End::Cancel(at) => BuildPlan::Cancel { at },
+            };
+            self.ib.plan_next_build(&pipeline, plan);
+        }
+
+        // Deploy: preset-init writes the PRESET item, the initial record and the SSM
+        // placeholders, and starts the first build. The operator adds a key of their own.
+        let init_now = Utc::now();
+        let started = kiln_lambdas::preset_init::apply_presets(
+            &self.clean,
+            std::slice::from_ref(&the_preset),
+            init_now,
+        )
+        .await
+        .map_err(|e| format!("preset-init: {e}"))?
+        .started;
+        let initial = self
+            .clean
+            .store
+            .get_ami(&name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no initial record")?;
+        for region in REGIONS {
+            let text = self
+                .clean
+                .configs
+                .get(region, &parameter)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no placeholder in {region}"))?;
+            let mut v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            v["operatorNote"] = Value::from(s.seed.to_string());
+            self.clean
+                .configs
+                .put(region, &parameter, &v.to_string())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+
+        // The builds, one after another, each to its end.
+        let mut arns = vec![
+            started
+                .get(&name)
+                .cloned()
+                .ok_or("first build not started")?,
+        ];
+        for k in 0..s.builds.len() {
+            if k > 0 {
+                // Distinct `dateCreated` (millisecond precision) for every build.
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                arns.push(self.ib.start_build(&pipeline).map_err(|e| e.to_string())?);
+            }
+            let arn = &arns[k];
+            for _ in 0..10 {
+                if self.ib.image(arn).ok_or("image gone")?.state.is_terminal() {
+                    break;
+                }
+                self.ib.step(arn).map_err(|e| e.to_string())?;
+            }
+        }
+        let images: BTreeMap<String, _> = arns
+            .iter()
+            .map(|a| (a.clone(), self.ib.image(a).expect("image exists")))
+            .collect();
+
+        // The events EventBridge would match, on a synthetic timeline.
+        let mut events: Vec<Value> = Vec::new();
+        let mut observations: Vec<Observation> = Vec::new();
+        let mut cursor = time::truncate(init_now) + chrono::Duration::seconds(5);
+        let mut last_arn = String::new();
+        for e in self.ib.emitted_events() {
+            if !matches!(e.fate, Fate::Sent { .. }) {
+                continue;
+            }
+            let gap = if e.image_arn != last_arn {
+                rng.random_range(1..=30)
+            } else if rng.random_bool(s.same_second) {
+                0
+            } else {
+                rng.random_range(1..=5)
+            };
+            cursor += chrono::Duration::seconds(gap);
+            last_arn = e.image_arn.clone();
+            let mut event = e.event.clone();
+            event["time"] = Value::from(time::format(cursor));
+            let change = ImageStateChange::from_value(event.clone())
+                .map_err(|err| format!("emitted event does not parse: {err}"))?;
+            let image = &images[&e.image_arn];
+            observations.push(Observation {
+                preset: name.clone(),
+                architecture: Some(Architecture::X86_64),
+                state: change.state,
+                at: change.time,
+                build_id: e.image_arn.clone(),
+                amis: if change.state == ImageState::Available {
+                    image.amis.clone()
+                } else {
+                    BTreeMap::new()
+                },
+                home_region: REGION.into(),
+                reason: change.reason.clone().or(image.reason.clone()),
+            });
+            events.push(event);
+        }
+        stats.events = events.len();
+
+        // Loss, duplication, reordering.
+        let mut copies: Vec<usize> = Vec::new();
+        for i in 0..events.len() {
+            if rng.random_bool(s.loss) {
+                continue;
+            }
+            copies.push(i);
+            while rng.random_bool(s.duplicate) && copies.len() < 4 * events.len() {
+                copies.push(i);
+            }
+        }
+        match s.reorder {
+            0 => {}
+            1 => {
+                for j in 1..copies.len() {
+                    if rng.random_bool(0.4) {
+                        copies.swap(j - 1, j);
+                    }
+                }
+            }
+            _ => copies.shuffle(&mut rng),
+        }
+
+        // Deliveries through the faulty clients; failures re-delivered later, bounded.
+        let plan = Arc::new(FaultPlan::new());
+        for r in &s.rules {
+            plan.add(r.clone());
+        }
+        let deps = sabotaged(deps(self.aws, &self.ib, &self.table)).with_faults(plan.clone());
+        self.ib.fail_next_api_calls(s.ib_unavailable);
+        let mut queue: VecDeque<(usize, u32)> = copies.into_iter().map(|i| (i, 1)).collect();
+        let mut ok = vec![false; events.len()];
+        let mut dead = vec![false; events.len()];
+        while !queue.is_empty() {
+            let n = rng.random_range(1..=s.concurrency).min(queue.len());
+            let batch: Vec<(usize, u32)> = queue.drain(..n).collect();
+            let results = futures::future::join_all(
+                batch
+                    .iter()
+                    .map(|(i, _)| handle_event(&deps, events[*i].clone())),
+            )
+            .await;
+            for ((i, attempt), result) in batch.into_iter().zip(results) {
+                stats.deliveries += 1;
+                match result {
+                    Ok(EventAck::Processed(_)) => ok[i] = true,
+                    Ok(EventAck::Ignored(why)) => {
+                        return Err(format!(
+                            "event {i} acknowledged without processing: {why:?}"
+                        ));
+                    }
+                    Err(_) if attempt < MAX_ATTEMPTS => {
+                        stats.handler_errors += 1;
+                        let at = rng.random_range(0..=queue.len());
+                        queue.insert(at, (i, attempt + 1));
+                    }
+                    Err(_) => {
+                        stats.handler_errors += 1;
+                        stats.dead_letters += 1;
+                        dead[i] = true;
+                    }
+                }
+            }
+        }
+
+        // SSM follows DynamoDB once every event was handled.
+        let before = self.read_record(&name).await?;
+        if !dead.iter().any(|d| *d) {
+            self.check_configs(&parameter, &before, s.seed, "after the deliveries")
+                .await?;
+        }
+
+        // The scheduled reconcile, retried (next schedule tick) while it reports errors.
+        let last = observations.iter().map(|o| o.at).max().unwrap_or(cursor);
+        let mut passes: Vec<DateTime<Utc>> = Vec::new();
+        let mut clean_pass = false;
+        for p in 0..RECONCILE_PASSES {
+            if p >= 2 {
+                plan.clear_rules();
+                self.ib.fail_next_api_calls(0);
+            }
+            let now = last + chrono::Duration::seconds(3600 + 900 * p as i64);
+            passes.push(now);
+            stats.reconcile_passes += 1;
+            if let Ok(report) = reconcile(&deps, now).await
+                && report.errors.is_empty()
+            {
+                clean_pass = true;
+                break;
+            }
+        }
+        self.ib.fail_next_api_calls(0);
+        if !clean_pass {
+            return Err(format!(
+                "reconcile still failing after {RECONCILE_PASSES} passes without faults"
+            ));
+        }
+
+        // The ordered model.
+        let record = self.read_record(&name).await?;
+        if record != before {
+            stats.healed_by_reconcile += 1;
+        }
+        let delivered: Vec<usize> = (0..events.len()).filter(|i| ok[*i]).collect();
+        let maybe: Vec<usize> = (0..events.len()).filter(|i| dead[*i] && !ok[*i]).collect();
+        if maybe.len() > 10 {
+            return Err(format!("{} dead-lettered events: too many", maybe.len()));
+        }
+        let newest = images.get(arns.last().expect("a build")).expect("image");
+        let mut candidates = Vec::new();
+        for mask in 0..(1u32 << maybe.len()) {
+            let mut obs: Vec<&Observation> = delivered.iter().map(|i| &observations[*i]).collect();
+            obs.extend(
+                maybe
+                    .iter()
+                    .enumerate()
+                    .filter(|(b, _)| mask & (1 << b) != 0)
+                    .map(|(_, i)| &observations[*i]),
+            );
+            obs.sort_by_key(|o| o.order_key());
+            let mut model = initial.clone();
+            for o in obs {
+                if let Transition::Write { record, .. } = state::apply(Some(&model), o) {
+                    model = *record;
+                }
+            }
+            for now in &passes {
+                let mut healed = model.clone();
+                if is_stale(&model, *now, self.clean.config.stale_after) {
+                    let o = Observation {
+                        preset: name.clone(),
+                        architecture: Some(Architecture::X86_64),
+                        state: newest.state,
+                        at: *now,
+                        build_id: newest.arn.clone(),
+                        amis: if newest.state == ImageState::Available {
+                            newest.amis.clone()
+                        } else {
+                            BTreeMap::new()
+                        },
+                        home_region: REGION.into(),
+                        reason: newest.reason.clone(),
+                    };
+                    if let Transition::Write { record, .. } = state::apply(Some(&model), &o) {
+                        healed = *record;
+                    }
+                }
+                if healed == record {
+                    candidates.clear();
+                    break;
+                }
+                candidates.push(healed);
+            }
+            if candidates.is_empty() {
+                break;
+            }
+        }
+        if !candidates.is_empty() {
+            return Err(format!(
+                "final record differs from the ordered model\n  stored: {record:?}\n  model:  {:?}\n  \
+                 delivered events: {delivered:?}, dead-lettered: {maybe:?}, states: {:?}",
+                candidates[0],
+                observations
+                    .iter()
+                    .map(|o| format!("{}@{}", o.state, time::format(o.at)))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        self.check_configs(&parameter, &record, s.seed, "after reconcile")
+            .await?;
+
+        // Leave the worker's table empty for the next schedule (reconcile reads it all).
+        for key in [format!("AMI#{name}"), format!("PRESET#{name}")] {
+            self.ddb
+                .delete_item()
+                .table_name(&self.table)
+                .key(
+                    "jobId",
+                    aws_sdk_dynamodb::types::AttributeValue::S(key.clone()),
+                )
+                .send()
+                .await
+                .map_err(|e| format!("DeleteItem {key}: {e:?}"))?;
+        }
+        Ok(stats)
+    }
+
+    async fn read_record(&self, name: &str) -> Result<AmiRecord, String> {
+        self.clean
+            .store
+            .get_ami(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the AMI record vanished".to_owned())
+    }
+
+    /// Every region's runner config points at the record's AMI there (null before the
+    /// first one) and still holds the operator's key and the preset's settings.
+    async fn check_configs(
+        &self,
+        parameter: &str,
+        record: &AmiRecord,
+        seed: u64,
+        when: &str,
+    ) -> Result<(), String> {
+        for region in REGIONS {
+            let text = self
+                .clean
+                .configs
+                .get(region, parameter)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{when}: no runner config in {region}"))?;
+            let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let want = record.amis.get(region).map(String::as_str);
+            if v["amiId"].as_str() != want {
+                return Err(format!(
+                    "{when}: runner config in {region} points at {} but the record's AMI is {want:?} \
+                     (record: {record:?})",
+                    v["amiId"]
+                ));
+            }
+            if v["operatorNote"].as_str() != Some(seed.to_string().as_str()) {
+                return Err(format!("{when}: operator key lost in {region}: {v}"));
+            }
+            if !v["instanceTypes"].is_array() {
+                return Err(format!("{when}: preset settings lost in {region}: {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn deps(aws: &LocalAws, ib: &LocalImageBuilder, table: &str) -> Deps {
+    Deps::from_sdk(
+        Config::new(table, REGION),
+        &aws.moto_config(REGION),
+        &Endpoints {
+            dynamodb: Some(aws.dynamodb_endpoint()),
+            ssm: None,
+            imagebuilder: Some(ib.endpoint()),
+        },
+    )
+}
+
+/// The invariant `KILN_MODEL_SABOTAGE` breaks (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sabotage {
+    BlindCas,
+    NoCasRetry,
+    HomeOnlySsm,
+}
+
+fn sabotage() -> Option<Sabotage> {
+    match std::env::var("KILN_MODEL_SABOTAGE").ok()?.as_str() {
+        "" => None,
+        "blind-cas" => Some(Sabotage::BlindCas),
+        "no-cas-retry" => Some(Sabotage::NoCasRetry),
+        "home-only-ssm" => Some(Sabotage::HomeOnlySsm),
+        other => panic!("KILN_MODEL_SABOTAGE={other}: blind-cas | no-cas-retry | home-only-ssm"),
+    }
+}
+
+fn sabotaged(d: Deps) -> Deps {
+    let Some(how) = sabotage() else { return d };
+    let (store, configs): (Arc<dyn StateStore>, Arc<dyn RunnerConfigs>) = match how {
+        Sabotage::BlindCas | Sabotage::NoCasRetry => (Arc::new(Broken(d.store, how)), d.configs),
+        Sabotage::HomeOnlySsm => (d.store, Arc::new(Broken(d.configs, how))),
+    };
+    Deps::new(d.config, store, configs, d.images, d.edge)
+}
+
+/// A deliberately broken client (only with `KILN_MODEL_SABOTAGE`).
+struct Broken<T: ?Sized>(Arc<T>, Sabotage);
+
+impl<T: StateStore + ?Sized> StateStore for Broken<T> {
+    fn get_ami<'a>(&'a self, preset: &'a str) -> BoxFut<'a, Result<Option<AmiRecord>, AwsError>> {
+        self.0.get_ami(preset)
+    }
+    fn put_ami<'a>(
+        &'a self,
+        record: &'a AmiRecord,
+        expected: Option<&'a AmiRecord>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        Box::pin(async move {
+            match self.1 {
+                Sabotage::BlindCas => {
+                    let stored = self.0.get_ami(&record.preset).await?;
+                    self.0.put_ami(record, stored.as_ref()).await
+                }
+                _ => Ok(match self.0.put_ami(record, expected).await? {
+                    Cas::Conflict => Cas::Written,
+                    w => w,
+                }),
+            }
+        })
+    }
+    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>> {
+        self.0.list_ami()
+    }
+    fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
+        self.0.get_preset(name)
+    }
+    fn put_preset<'a>(&'a self, item: &'a PresetItem) -> BoxFut<'a, Result<(), AwsError>> {
+        self.0.put_preset(item)
+    }
+    fn delete_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), AwsError>> {
+        self.0.delete_preset(name)
+    }
+    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>> {
+        self.0.list_presets()
+    }
+    fn get_build<'a>(
+        &'a self,
+        job_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<VersionedBuild>, AwsError>> {
+        self.0.get_build(job_id)
+    }
+    fn put_build<'a>(
+        &'a self,
+        record: &'a BuildRecord,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        self.0.put_build(record, expected_rev)
+    }
+    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>> {
+        self.0.list_builds()
+    }
+}
+
+impl<T: RunnerConfigs + ?Sized> RunnerConfigs for Broken<T> {
+    fn get<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, AwsError>> {
+        self.0.get(region, name)
+    }
+    fn put<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        if region == REGION {
+            self.0.put(region, name, value)
+        } else {
+            Box::pin(async { Ok(()) })
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_schedules_converge_to_the_ordered_model() {
+    let Some(aws) = started_or_skip(
+        "AWS emulators",
+        LocalAws::start(DynamoBackend::DynamoDbLocal, REGION).await,
+    ) else {
+        return;
+    };
+    let seeds: Vec<u64> = match env_num("KILN_MODEL_REPLAY") {
+        Some(seed) => vec![seed],
+        None => {
+            let base = env_num("KILN_MODEL_SEED").unwrap_or(DEFAULT_SEED);
+            let n = env_num("KILN_MODEL_SCHEDULES").map_or(DEFAULT_SCHEDULES, |n| n as usize);
+            eprintln!(
+                "model_faults: {n} schedules, base seed {base} (KILN_MODEL_SEED){}",
+                sabotage().map_or(String::new(), |s| format!(", SABOTAGED: {s:?}"))
+            );
+            (0..n as u64).map(|i| derive_seed(base, i)).collect()
+        }
+    };
+    let workers = env_num("KILN_MODEL_WORKERS")
+        .map_or(4, |n| n as usize)
+        .clamp(1, 32)
+        .min(seeds.len().max(1));
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let progress_every = (seeds.len() / 10).max(100);
+    let runs = (0..workers).map(|w| {
+        let (aws, seeds, next) = (&aws, &seeds, &next);
+        async move {
+            let worker = Worker::start(aws, w).await;
+            let mut stats = Stats::default();
+            let mut failures = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { break };
+                if i > 0 && i % progress_every == 0 {
+                    eprintln!(
+                        "model_faults: {i}/{} schedules, {:.1} s",
+                        seeds.len(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                let s = schedule(seed);
+                match worker.run(&s).await {
+                    Ok(st) => stats.add(&st),
+                    Err(e) => {
+                        eprintln!(
+                            "model_faults: schedule {i} FAILED — replay with KILN_MODEL_REPLAY={seed}\n  {s:?}\n  {e}"
+                        );
+                        failures.push((seed, e));
+                        // The schedule's items may be left behind: start the next one
+                        // from an empty table.
+                        worker.clear().await;
+                    }
+                }
+            }
+            (stats, failures)
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut total = Stats::default();
+    let mut failures = Vec::new();
+    for (st, f) in results {
+        total.add(&st);
+        failures.extend(f);
+    }
+    eprintln!(
+        "model_faults: {} schedules in {elapsed:.1} s = {:.2} schedules/s ({workers} workers); \
+         {} events, {} deliveries, {} handler errors retried or dead-lettered, {} dead letters, \
+         {} records healed by reconcile, {} reconcile passes, {} schedules with concurrent deliveries",
+        seeds.len(),
+        seeds.len() as f64 / elapsed,
+        total.events,
+        total.deliveries,
+        total.handler_errors,
+        total.dead_letters,
+        total.healed_by_reconcile,
+        total.reconcile_passes,
+        total.concurrent_schedules,
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} schedules diverged from the ordered model; replay one with KILN_MODEL_REPLAY=<seed>: {:?}",
+        failures.len(),
+        seeds.len(),
+        failures.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+    );
+}
+
+impl Worker<'_> {
+    /// Deletes every AMI and PRESET item of the worker's table.
+    async fn clear(&self) {
+        for r in self.clean.store.list_ami().await.unwrap_or_default() {
+            let _ = self
+                .ddb
+                .delete_item()
+                .table_name(&self.table)
+                .key(
+                    "jobId",
+                    aws_sdk_dynamodb::types::AttributeValue::S(r.job_id),
+                )
+                .send()
+                .await;
+        }
+        for p in self.clean.store.list_presets().await.unwrap_or_default() {
+            let _ = self.clean.store.delete_preset(&p.name).await;
+        }
+    }
+}
