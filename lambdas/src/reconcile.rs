@@ -49,12 +49,7 @@ pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileRepor
     let mut report = ReconcileReport::default();
     let results: Vec<(String, Result<Option<Outcome>, HandlerError>)> =
         futures::stream::iter(stale)
-            .map(|r| async move {
-                (
-                    r.preset.clone(),
-                    reconcile_preset(deps, &r.preset, now).await,
-                )
-            })
+            .map(|r| async move { (r.preset.clone(), reconcile_preset(deps, r, now).await) })
             .buffer_unordered(deps.config.reconcile_concurrency.max(1))
             .collect()
             .await;
@@ -115,13 +110,14 @@ pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileRepor
     Ok(report)
 }
 
-/// Checks one preset against its pipeline's newest image. `Ok(None)` when there is
+/// Checks one preset (its stored record) against its pipeline's newest image. `Ok(None)` when there is
 /// nothing to check (no preset item, no pipeline, no image).
 pub async fn reconcile_preset(
     deps: &Deps,
-    preset_name: &str,
+    record: &AmiRecord,
     now: DateTime<Utc>,
 ) -> Result<Option<Outcome>, HandlerError> {
+    let preset_name = record.preset.as_str();
     let Some(preset) = deps.store.get_preset(preset_name).await? else {
         tracing::warn!(
             preset = preset_name,
@@ -138,6 +134,18 @@ pub async fn reconcile_preset(
         return Ok(None);
     };
     let images = deps.images.list_pipeline_images(&pipeline).await?;
+    // The list is eventually consistent: if it does not show the build the record is
+    // about yet, its "newest" is older than what events already said. Wait for it.
+    if let Some(current) = &record.build_id
+        && !images.iter().any(|i| &i.arn == current)
+    {
+        tracing::info!(
+            preset = preset_name,
+            build = current,
+            "image list lags behind the record; skipped"
+        );
+        return Ok(None);
+    }
     let Some(latest) = newest(&images) else {
         tracing::info!(preset = preset_name, "pipeline has no images yet");
         return Ok(None);

@@ -73,8 +73,13 @@ pub async fn status(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, Aws
         due
     };
     if !due.is_empty() {
-        let work = futures::stream::iter(due)
-            .map(|p| async move { (p.clone(), reconcile_preset(deps, &p, now).await) })
+        let due_records: Vec<AmiRecord> = records
+            .iter()
+            .filter(|r| due.contains(&r.preset))
+            .cloned()
+            .collect();
+        let work = futures::stream::iter(due_records)
+            .map(|r| async move { (r.preset.clone(), reconcile_preset(deps, &r, now).await) })
             .buffer_unordered(deps.config.reconcile_concurrency.max(1))
             .collect::<Vec<_>>();
         match tokio::time::timeout(deps.config.status_budget, work).await {

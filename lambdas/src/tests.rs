@@ -969,3 +969,39 @@ async fn an_unreadable_runner_config_is_left_alone_and_the_rest_proceeds() {
     );
     assert_eq!(record(&w).await.status, BuildStatus::Ready);
 }
+
+#[tokio::test]
+async fn reconcile_waits_when_the_image_list_lags_behind_the_record() {
+    let w = setup();
+    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
+    handle_event(
+        &w.deps,
+        event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+    )
+    .await
+    .unwrap();
+    // Build 4 started and its BUILDING arrived, but the list does not show it yet.
+    put_image(&w, 4, ImageState::Building, "2026-01-28T00:00:00Z");
+    w.images
+        .lists
+        .lock()
+        .unwrap()
+        .values_mut()
+        .for_each(|l| l.retain(|s| s.arn != arn(4)));
+    handle_event(
+        &w.deps,
+        event(ImageState::Building, "2026-01-28T00:00:10Z", 4),
+    )
+    .await
+    .unwrap();
+    let before = record(&w).await;
+    let report = crate::reconcile::reconcile(&w.deps, t("2026-01-28T01:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(report.checked, vec!["linux-x64".to_owned()]);
+    assert!(
+        report.corrected.is_empty(),
+        "build 3's AVAILABLE must not mask build 4"
+    );
+    assert_eq!(record(&w).await, before);
+}
