@@ -185,7 +185,7 @@ struct Runtime {
 /// A Lambda function running locally. Dropping it stops the binary and the servers.
 pub struct LocalLambda {
     runtime: Arc<Runtime>,
-    server: tokio::task::JoinHandle<()>,
+    _server: crate::serve::Server,
 }
 
 impl std::fmt::Debug for LocalLambda {
@@ -199,7 +199,6 @@ impl std::fmt::Debug for LocalLambda {
 
 impl Drop for LocalLambda {
     fn drop(&mut self) {
-        self.server.abort();
         self.runtime.lock_sandbox().take();
     }
 }
@@ -224,12 +223,11 @@ impl LocalLambda {
             api_addr,
         });
         let app = runtime_router(runtime.clone());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "Lambda runtime API stopped");
-            }
-        });
-        let lambda = LocalLambda { runtime, server };
+        let server = crate::serve::Server::spawn(listener, app, "Lambda runtime API");
+        let lambda = LocalLambda {
+            runtime,
+            _server: server,
+        };
         lambda.runtime.ensure_running().await?;
         tracing::info!(function = %lambda.runtime.spec.name, endpoint = %lambda.endpoint(), "Lambda ready");
         Ok(lambda)
@@ -315,17 +313,11 @@ impl LocalLambda {
         let app = Router::new()
             .fallback(any(function_url))
             .with_state(runtime);
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            {
-                tracing::error!(error = %e, "Function URL front stopped");
-            }
-        });
-        Ok(FunctionUrl { addr, server })
+        let server = crate::serve::Server::spawn(listener, app, "Function URL front");
+        Ok(FunctionUrl {
+            addr,
+            _server: server,
+        })
     }
 }
 
@@ -333,7 +325,7 @@ impl LocalLambda {
 #[derive(Debug)]
 pub struct FunctionUrl {
     addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
+    _server: crate::serve::Server,
 }
 
 impl FunctionUrl {
@@ -344,12 +336,6 @@ impl FunctionUrl {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
-    }
-}
-
-impl Drop for FunctionUrl {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

@@ -12,6 +12,7 @@ pub mod emulators;
 pub mod imagebuilder;
 pub mod lambda;
 pub mod process;
+mod serve;
 pub mod wrangler;
 
 pub use emulators::{DynamoBackend, DynamoDbLocal, EmulatorOptions, LocalAws, Moto, sdk_config};

@@ -202,6 +202,35 @@ async fn function_url_front_round_trips_http() {
     assert_eq!(v["method"], "POST");
 }
 
+/// A dropped Function URL front stops answering even on a client's kept-alive
+/// connection (a "stopped origin"), and can be served again on the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_url_stops_and_restarts_on_the_same_port() {
+    let lambda = LocalLambda::start(echo("origin").env("TEST_LAMBDA_MODE", "http"))
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let front = lambda.serve_function_url(None).await.unwrap();
+    let (url, port) = (front.url(), front.port());
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+
+    drop(front);
+    // Graceful shutdown closes the idle connection shortly after the drop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        http.get(&url).send().await.is_err(),
+        "a stopped front must not answer"
+    );
+
+    let again = lambda.serve_function_url(Some(port)).await.unwrap();
+    assert_eq!(again.url(), url);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+}
+
 /// The local Image Builder's events reach a real Lambda binary through its invoke URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_builder_events_reach_the_lambda() {

@@ -259,12 +259,11 @@ pub(crate) struct Shared {
 pub struct LocalImageBuilder {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
+    _server: crate::serve::Server,
 }
 
 impl Drop for LocalImageBuilder {
     fn drop(&mut self) {
-        self.server.abort();
         // Stop sink workers and build clocks: they hold only weak interest in state.
         self.shared.lock().sinks.clear();
     }
@@ -315,16 +314,12 @@ impl LocalImageBuilder {
             changes: watch::channel(0).0,
         });
         let router = api::router(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "local Image Builder server stopped");
-            }
-        });
+        let server = crate::serve::Server::spawn(listener, router, "local Image Builder");
         tracing::info!(%addr, "local Image Builder ready");
         Ok(LocalImageBuilder {
             shared,
             addr,
-            server,
+            _server: server,
         })
     }
 
