@@ -78,6 +78,9 @@ ratios = [
     ("event parse / serde_json::Value of the same text", "event_parse/image_state_change", "event_parse/json_value"),
     ("preset parse_all / serde_yaml::Value of the same files", "preset_parse/parse_all", "preset_parse/yaml_value"),
     ("status for 1000 presets / for 100 (linear = 10)", "status_build/1000", "status_build/100"),
+    ("SSR page / JSON of the same report, 10 presets", "ssr/page/10", "ssr/json/10"),
+    ("SSR page / JSON of the same report, 1000 presets", "ssr/page/1000", "ssr/json/1000"),
+    ("SSR page for 1000 presets / for 100 (linear = 10)", "ssr/page/1000", "ssr/page/100"),
 ]
 shown = [(label, rows[a][0] / rows[b][0]) for label, a, b in ratios if a in rows and b in rows]
 if shown:

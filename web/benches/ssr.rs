@@ -1,0 +1,83 @@
+//! Server-side rendering of the readiness page for 10, 100 and 1000 presets.
+//!
+//! Baseline measured in the same run: `serde_json::to_string` of the same
+//! `StatusReport` (what `/status` sends). The ratio `ssr/page/N` ÷ `ssr/json/N` is how
+//! much dearer the HTML page is than the JSON contract for the same fleet.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kiln_shared::state::{AmiRecord, BuildStatus};
+use kiln_shared::status::KnownPreset;
+use kiln_shared::{Architecture, StatusReport};
+use kiln_web::{PageOptions, render_page};
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("valid time")
+}
+
+/// `n` presets in a realistic mix: mostly ready in two regions, every tenth building,
+/// one failed (so the page shows every kind of row and a degraded banner).
+fn report(n: usize) -> StatusReport {
+    let known: Vec<KnownPreset> = (0..n)
+        .map(|i| KnownPreset {
+            name: format!("preset-{i:04}"),
+            architecture: Some(Architecture::ALL[i % 2]),
+        })
+        .collect();
+    let records: Vec<AmiRecord> = (0..n)
+        .map(|i| {
+            let mut r = AmiRecord::initial(&format!("preset-{i:04}"), None, at(-(i as i64) * 60));
+            r.status = match i % 10 {
+                0 => BuildStatus::Building,
+                7 if i == 7 => BuildStatus::Failed,
+                _ => BuildStatus::Ready,
+            };
+            if r.status != BuildStatus::Building {
+                r.ami_id = Some(format!("ami-{i:017x}"));
+                r.amis = BTreeMap::from([
+                    ("us-east-1".to_owned(), format!("ami-{i:017x}")),
+                    ("eu-west-1".to_owned(), format!("ami-e{i:016x}")),
+                ]);
+            }
+            r
+        })
+        .collect();
+    StatusReport::build(&known, &records, at(5))
+}
+
+fn ssr(c: &mut Criterion) {
+    let opts = PageOptions::default();
+    let mut g = c.benchmark_group("ssr");
+    for n in [10, 100, 1000] {
+        let r = report(n);
+        let html = render_page(&r, at(30), &opts);
+        assert!(html.contains("preset-0001"), "the page lists the presets");
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("page", n), &n, |b, _| {
+            b.iter(|| render_page(black_box(&r), at(30), &opts))
+        });
+        g.bench_with_input(BenchmarkId::new("json", n), &n, |b, _| {
+            b.iter(|| serde_json::to_string(black_box(&r)).expect("report serialises"))
+        });
+    }
+    g.finish();
+}
+
+/// Short by default so `make bench` stays within minutes; criterion's own flags
+/// (`--measurement-time` …) still override.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = ssr
+}
+criterion_main!(benches);
