@@ -39,7 +39,8 @@
 //!   handlers' client traits. `blind-cas`: AMI writes ignore what the writer read (no
 //!   compare-and-swap); `no-cas-retry`: a lost conditional write is reported as written
 //!   (no re-read and re-apply); `home-only-ssm`: runner configs are written in the home
-//!   region only. Each makes the suite fail within a few dozen schedules.
+//!   region only. Each makes the default run fail (measured: blind-cas 3 of 200
+//!   schedules diverged, no-cas-retry 4 of 100, home-only-ssm nearly every one).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
