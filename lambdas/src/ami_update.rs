@@ -193,6 +193,19 @@ pub async fn observe(
         && record.ami_order_key.as_deref() == Some(obs.order_key().as_str())
     {
         sync_configs(deps, preset, record, &mut outcome).await?;
+        // A concurrent newer AVAILABLE may have synced before we did and been overwritten
+        // by our older AMIs: re-read, and follow the record until it stands still.
+        let mut synced = record.ami_order_key.clone();
+        for _ in 0..3 {
+            let Some(latest) = deps.store.get_ami(&obs.preset).await? else {
+                break;
+            };
+            if latest.ami_order_key == synced {
+                break;
+            }
+            sync_configs(deps, preset, &latest, &mut outcome).await?;
+            synced = latest.ami_order_key.clone();
+        }
     }
     outcome.record = stored;
     outcome.build_written = record_build(deps, obs).await?;

@@ -311,7 +311,7 @@ async fn available_event_cost_is_counted() {
     .unwrap();
     let calls = plan.calls();
     let expect = BTreeMap::from([
-        ("dynamodb:GetItem".to_owned(), 3), // PRESET, AMI, BUILD
+        ("dynamodb:GetItem".to_owned(), 4), // PRESET, AMI, AMI re-check after SSM, BUILD
         ("dynamodb:PutItem".to_owned(), 2), // AMI, BUILD
         ("dynamodb:Query".to_owned(), 2),   // snapshot: AMI records, PRESET items
         ("edge:Ingest".to_owned(), 1),
@@ -320,7 +320,7 @@ async fn available_event_cost_is_counted() {
         ("ssm:PutParameter".to_owned(), 2),
     ]);
     assert_eq!(calls, expect);
-    assert_eq!(plan.aws_calls(), 12);
+    assert_eq!(plan.aws_calls(), 13);
 }
 
 #[tokio::test]
