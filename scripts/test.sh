@@ -29,8 +29,9 @@ cargo build --workspace --bins --locked
 
 step "cargo test"
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  # Doctests first (nextest does not run them), so the run ends with nextest's summary.
   cargo test --workspace --locked --doc
+  cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
 fi
