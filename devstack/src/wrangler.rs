@@ -32,8 +32,9 @@ impl EdgeVars {
         }
     }
 
-    fn pairs(&self) -> Vec<(&'static str, String)> {
-        vec![
+    /// The vars and the secret as `wrangler dev` takes them.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        [
             ("ORIGIN_URL", self.origin_url.clone()),
             ("ORIGIN_SECRET", self.origin_secret.clone()),
             ("CACHE_TTL_SECS", self.cache_ttl_secs.to_string()),
@@ -44,6 +45,9 @@ impl EdgeVars {
             ("ORIGIN_TIMEOUT_MS", self.origin_timeout_ms.to_string()),
             ("PAGE_REFRESH_SECS", self.page_refresh_secs.to_string()),
         ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 }
 
@@ -116,12 +120,7 @@ impl WranglerDev {
                 path: kiln_root().join("edge"),
                 source: std::io::Error::other(e.to_string()),
             })??;
-        let pairs: Vec<(String, String)> = vars
-            .pairs()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        Self::start(&edge.join("wrangler.toml"), &pairs, "/healthz", port).await
+        Self::start(&edge.join("wrangler.toml"), &vars.pairs(), "/healthz", port).await
     }
 
     /// Starts `wrangler dev --config <config>` with `vars` and waits until `ready_path`

@@ -36,49 +36,8 @@ pub enum WranglerError {
     NotReady { secs: u64, log: String },
 }
 
-/// The kiln edge's settings for a local run (`wrangler.toml` vars + the secret).
-#[derive(Debug, Clone)]
-pub struct EdgeVars {
-    pub origin_url: String,
-    pub origin_secret: String,
-    pub cache_ttl_secs: u32,
-    pub stale_while_revalidate_secs: u32,
-    pub origin_timeout_ms: u32,
-    pub page_refresh_secs: u32,
-}
-
-impl EdgeVars {
-    pub fn new(origin_url: &str, origin_secret: &str) -> Self {
-        EdgeVars {
-            origin_url: origin_url.to_owned(),
-            origin_secret: origin_secret.to_owned(),
-            cache_ttl_secs: 15,
-            stale_while_revalidate_secs: 60,
-            origin_timeout_ms: 2_500,
-            page_refresh_secs: 30,
-        }
-    }
-
-    fn pairs(&self) -> Vec<(String, String)> {
-        vec![
-            ("ORIGIN_URL".into(), self.origin_url.clone()),
-            ("ORIGIN_SECRET".into(), self.origin_secret.clone()),
-            ("CACHE_TTL_SECS".into(), self.cache_ttl_secs.to_string()),
-            (
-                "STALE_WHILE_REVALIDATE_SECS".into(),
-                self.stale_while_revalidate_secs.to_string(),
-            ),
-            (
-                "ORIGIN_TIMEOUT_MS".into(),
-                self.origin_timeout_ms.to_string(),
-            ),
-            (
-                "PAGE_REFRESH_SECS".into(),
-                self.page_refresh_secs.to_string(),
-            ),
-        ]
-    }
-}
+/// The Worker's settings: the same type `kiln dev` uses.
+pub use kiln_devstack::wrangler::EdgeVars;
 
 /// A running `wrangler dev`.
 pub struct WranglerDev {
