@@ -250,6 +250,50 @@ pub async fn port_open(port: u16) -> bool {
         .is_ok()
 }
 
+/// The local addresses of every TCP socket listening on `port` (from `/proc/net/tcp`
+/// and `tcp6`, as `ss -ltn` reads them): lets tests prove a server binds loopback only.
+pub fn listening_addresses(port: u16) -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st ...; st 0A is LISTEN.
+            let (Some(local), Some("0A")) = (cols.get(1), cols.get(3).copied()) else {
+                continue;
+            };
+            let Some((addr, p)) = local.split_once(':') else {
+                continue;
+            };
+            if u16::from_str_radix(p, 16).ok() != Some(port) {
+                continue;
+            }
+            if let Some(ip) = proc_net_addr(addr, v6) {
+                out.push(ip);
+            }
+        }
+    }
+    out
+}
+
+/// `/proc/net/tcp*` addresses: hex words as the kernel prints each 32-bit word of the
+/// address, native byte order (127.0.0.1 is `0100007F` on x86).
+fn proc_net_addr(hex: &str, v6: bool) -> Option<std::net::IpAddr> {
+    let mut bytes = Vec::with_capacity(16);
+    for i in 0..hex.len() / 8 {
+        let word = u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
+        bytes.extend(word.to_ne_bytes());
+    }
+    match (v6, bytes.len()) {
+        (false, 4) => Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()),
+        (true, 16) => {
+            let octets: [u8; 16] = bytes.try_into().ok()?;
+            Some(std::net::Ipv6Addr::from(octets).into())
+        }
+        _ => None,
+    }
+}
+
 /// Whether a process with this pid exists (signal 0 probe).
 pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission.

@@ -210,3 +210,41 @@ async fn orphan_probe() {
     tokio::time::sleep(Duration::from_secs(120)).await;
     drop(moto);
 }
+
+/// DynamoDB Local has no host option and would listen on every interface; devstack's
+/// launcher binds it to loopback. Checked on the socket table, as `ss -ltnp` shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_local_listens_on_loopback_only() {
+    let Some(ddb) = started_or_skip("DynamoDB Local", DynamoDbLocal::start().await) else {
+        return;
+    };
+    let addrs = kiln_devstack::process::listening_addresses(ddb.port());
+    assert!(!addrs.is_empty(), "nothing listens on port {}", ddb.port());
+    for addr in &addrs {
+        let loopback = match addr {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        };
+        assert!(loopback, "DynamoDB Local listens on {addr}: {addrs:?}");
+    }
+}
+
+/// The socket-table reader itself: a wildcard listener is seen as such (so the
+/// loopback check above can fail).
+#[test]
+fn listening_addresses_sees_wildcard_and_loopback() {
+    let any = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = any.local_addr().unwrap().port();
+    assert_eq!(
+        kiln_devstack::process::listening_addresses(port),
+        [std::net::IpAddr::from([0, 0, 0, 0])]
+    );
+    let lo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = lo.local_addr().unwrap().port();
+    assert_eq!(
+        kiln_devstack::process::listening_addresses(port),
+        [std::net::IpAddr::from([127, 0, 0, 1])]
+    );
+}

