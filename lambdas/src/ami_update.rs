@@ -1,33 +1,16 @@
 //! `ami-update`: one Image Builder state-change event → the AMI record, the runner
 //! configs, the build history and a push to the edge.
 //!
-//! [`observe`] is the single code path every observation goes through, whether it came
-//! from an event or from reconciliation.
+//! The event becomes an observation and goes through [`observe`], the code path
+//! reconciliation uses too.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
-use kiln_shared::build::{apply_build, build_job_id};
-use kiln_shared::runner_config::{self, ConfigError};
-use kiln_shared::state::{self, AmiRecord, NoOp, Transition};
-use kiln_shared::{ImageArn, ImageState, ImageStateChange, Observation};
+use chrono::Utc;
+use kiln_shared::ImageStateChange;
 use serde_json::Value;
 
 use crate::Deps;
-use crate::edge::PushError;
-use crate::error::AwsError;
-use crate::store::{Cas, PresetItem};
-
-/// Conditional-write attempts before giving up (and letting Lambda retry).
-const MAX_CAS_ATTEMPTS: usize = 5;
-
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error("{what} kept changing during {MAX_CAS_ATTEMPTS} conditional writes; will retry")]
-    Contention { what: String },
-}
+use crate::observe::{HandlerError, Outcome, observation, observe};
+use crate::snapshot::push_snapshot;
 
 /// Why an event was acknowledged without any write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,23 +20,6 @@ pub enum Ignored {
     UnknownImage(String),
     /// The image's pipeline is not one of this stack's presets.
     UnknownPipeline(String),
-}
-
-/// What processing one observation did.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Outcome {
-    pub preset: String,
-    /// The AMI record was written (it changed).
-    pub record_written: bool,
-    /// Why nothing was written, if so.
-    pub noop: Option<NoOp>,
-    /// The record as stored afterwards.
-    pub record: Option<AmiRecord>,
-    /// Regions whose runner config was rewritten.
-    pub configs_updated: Vec<String>,
-    /// Regions whose runner config was unreadable and left alone.
-    pub configs_refused: Vec<String>,
-    pub build_written: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,21 +73,8 @@ pub async fn handle_event(deps: &Deps, event: Value) -> Result<EventAck, Handler
         );
         return Ok(EventAck::Ignored(Ignored::UnknownPipeline(pipeline)));
     };
-    let amis = if change.state == ImageState::Available {
-        image.amis.clone()
-    } else {
-        BTreeMap::new()
-    };
-    let obs = Observation {
-        preset: preset.name.clone(),
-        architecture: Some(preset.architecture),
-        state: change.state,
-        at: change.time,
-        build_id: arn.to_owned(),
-        amis,
-        home_region: preset.home_region.clone(),
-        reason: change.reason.clone().or(image.reason.clone()),
-    };
+    let reason = change.reason.clone().or(image.reason.clone());
+    let obs = observation(&preset, &image, change.state, change.time, reason);
     tracing::info!(
         preset = obs.preset,
         state = %obs.state,
@@ -136,183 +89,3 @@ pub async fn handle_event(deps: &Deps, event: Value) -> Result<EventAck, Handler
     Ok(EventAck::Processed(Box::new(outcome)))
 }
 
-/// The one code path for every observation: state machine + conditional write, runner
-/// configs when this observation is the current AMI's source, build history.
-pub async fn observe(
-    deps: &Deps,
-    preset: &PresetItem,
-    obs: &Observation,
-) -> Result<Outcome, HandlerError> {
-    let mut outcome = Outcome {
-        preset: obs.preset.clone(),
-        ..Outcome::default()
-    };
-    let mut stored = None;
-    for attempt in 1..=MAX_CAS_ATTEMPTS {
-        let current = deps.store.get_ami(&obs.preset).await?;
-        match state::apply(current.as_ref(), obs) {
-            Transition::NoOp(why) => {
-                tracing::info!(preset = obs.preset, ?why, "no change to the AMI record");
-                outcome.noop = Some(why);
-                stored = Some(current);
-                break;
-            }
-            Transition::Write { record, .. } => {
-                match deps.store.put_ami(&record, current.as_ref()).await? {
-                    Cas::Written => {
-                        tracing::info!(
-                            preset = obs.preset,
-                            status = record.status.as_str(),
-                            ami = record.ami_id.as_deref().unwrap_or(""),
-                            "AMI record written"
-                        );
-                        outcome.record_written = true;
-                        stored = Some(Some(*record));
-                        break;
-                    }
-                    Cas::Conflict => {
-                        tracing::info!(
-                            preset = obs.preset,
-                            attempt,
-                            "AMI record changed concurrently; re-reading"
-                        );
-                    }
-                }
-            }
-        }
-    }
-    let Some(stored) = stored else {
-        return Err(HandlerError::Contention {
-            what: format!("AMI record of {}", obs.preset),
-        });
-    };
-    // The configs follow the record's AMI whenever this observation is its source: on
-    // first delivery and on a retry after a failure between the two writes alike.
-    if let Some(record) = &stored
-        && obs.state == ImageState::Available
-        && record.ami_order_key.as_deref() == Some(obs.order_key().as_str())
-    {
-        sync_configs(deps, preset, record, &mut outcome).await?;
-        // A concurrent newer AVAILABLE may have synced before we did and been overwritten
-        // by our older AMIs: re-read, and follow the record until it stands still.
-        let mut synced = record.ami_order_key.clone();
-        for _ in 0..3 {
-            let Some(latest) = deps.store.get_ami(&obs.preset).await? else {
-                break;
-            };
-            if latest.ami_order_key == synced {
-                break;
-            }
-            sync_configs(deps, preset, &latest, &mut outcome).await?;
-            synced = latest.ami_order_key.clone();
-        }
-    }
-    outcome.record = stored;
-    outcome.build_written = record_build(deps, obs).await?;
-    Ok(outcome)
-}
-
-/// Points every region's runner config at that region's AMI; unchanged configs are not
-/// rewritten, unreadable ones are logged and left alone.
-pub(crate) async fn sync_configs(
-    deps: &Deps,
-    preset: &PresetItem,
-    record: &AmiRecord,
-    outcome: &mut Outcome,
-) -> Result<(), AwsError> {
-    let name = deps.config.parameter_name(&record.preset);
-    let at: DateTime<Utc> = record.ami_updated_at.unwrap_or(record.updated_at);
-    for (region, ami) in &record.amis {
-        let existing = deps.configs.get(region, &name).await?;
-        // A missing config (never initialised in this region) starts from the preset's
-        // settings, so runners there get a complete config.
-        let base = match existing {
-            Some(text) => Some(text),
-            None => preset.preset().ok().map(|p| {
-                serde_json::to_string(&Value::Object(runner_config::initial(&p, region)))
-                    .expect("map serialises")
-            }),
-        };
-        match runner_config::merge_ami(base.as_deref(), ami, at) {
-            Ok(merged) if merged.changed => {
-                deps.configs.put(region, &name, &merged.json).await?;
-                tracing::info!(preset = record.preset, region, ami, "runner config updated");
-                outcome.configs_updated.push(region.clone());
-            }
-            Ok(_) => {}
-            Err(ConfigError::NotAnObject(why)) => {
-                tracing::error!(
-                    preset = record.preset,
-                    region,
-                    parameter = name,
-                    reason = why,
-                    "runner config unreadable; not overwritten"
-                );
-                outcome.configs_refused.push(region.clone());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Folds the observation into the build's history item (conditional, retried).
-async fn record_build(deps: &Deps, obs: &Observation) -> Result<bool, HandlerError> {
-    let Some(arn) = ImageArn::parse(&obs.build_id) else {
-        return Ok(false);
-    };
-    let version = arn.build_version();
-    let job_id = build_job_id(&obs.preset, &version);
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let current = deps.store.get_build(&job_id).await?;
-        let Some(next) = apply_build(current.as_ref().map(|c| &c.record), obs, &version) else {
-            return Ok(false);
-        };
-        if deps.store.put_build(&next, current.map(|c| c.rev)).await? == Cas::Written {
-            return Ok(true);
-        }
-    }
-    Err(HandlerError::Contention {
-        what: format!("build history {job_id}"),
-    })
-}
-
-/// Pushes the current public status to the edge; failures are logged, never returned.
-///
-/// The edge refuses a push whose (second-precision) timestamp is not newer than the
-/// last one it accepted, so two pushes in one second lose one. A refused push is
-/// retried once in the next second with a freshly read snapshot — never the old body,
-/// which a concurrent, newer push may already have superseded.
-pub async fn push_snapshot(deps: &Deps, now: DateTime<Utc>) {
-    if !deps.edge.enabled() {
-        return;
-    }
-    for attempt in 0..2 {
-        let report = match crate::status::snapshot(deps, now).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the status snapshot to push");
-                return;
-            }
-        };
-        match deps.edge.push(&report).await {
-            Ok(()) => {
-                tracing::info!(
-                    status = report.status.as_str(),
-                    "snapshot pushed to the edge"
-                );
-                return;
-            }
-            Err(PushError::Status(401)) if attempt == 0 => {
-                let into_second = Utc::now().timestamp_subsec_millis();
-                tokio::time::sleep(std::time::Duration::from_millis(u64::from(
-                    1000 - into_second.min(999),
-                )))
-                .await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "snapshot push to the edge failed (the edge will pull)");
-                return;
-            }
-        }
-    }
-}

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Deps;
-use crate::error::AwsError;
-use crate::store::PresetItem;
+use kiln_aws::AwsError;
+use kiln_aws::store::PresetItem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {

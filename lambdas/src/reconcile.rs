@@ -1,6 +1,6 @@
 //! Reconciliation: events are best effort, so `building` records older than the
 //! threshold are checked against Image Builder and corrected through
-//! [`observe`](crate::ami_update::observe), the event handler's own code path.
+//! [`observe`](crate::observe::observe), the event handler's own code path.
 //!
 //! Observation time: a non-terminal image is observed at its `dateCreated` (it can only
 //! confirm what events already said). A terminal image is observed at *now*: its state
@@ -12,11 +12,11 @@
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kiln_shared::state::{AmiRecord, BuildStatus};
-use kiln_shared::{ImageState, Observation};
 
 use crate::Deps;
-use crate::ami_update::{HandlerError, Outcome, observe, push_snapshot, sync_configs};
-use crate::images::newest;
+use crate::observe::{HandlerError, Outcome, observation, observe, sync_configs};
+use crate::snapshot::push_snapshot;
+use kiln_aws::images::newest;
 
 /// What a reconciliation run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -164,20 +164,7 @@ pub async fn reconcile_preset(
             None => return Ok(None),
         }
     };
-    let obs = Observation {
-        preset: preset.name.clone(),
-        architecture: Some(preset.architecture),
-        state,
-        at,
-        build_id: image.arn.clone(),
-        amis: if state == ImageState::Available {
-            image.amis.clone()
-        } else {
-            Default::default()
-        },
-        home_region: preset.home_region.clone(),
-        reason: image.reason.clone(),
-    };
+    let obs = observation(&preset, &image, state, at, image.reason.clone());
     tracing::info!(preset = preset_name, state = %state, image = image.arn, "reconciling from Image Builder");
     observe(deps, &preset, &obs).await.map(Some)
 }

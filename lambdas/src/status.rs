@@ -5,7 +5,6 @@
 //! configured are hidden). Stale `building` records are reconciled inline within a
 //! time budget, each preset at most once per container per memo period.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -16,37 +15,12 @@ use kiln_shared::signing::{
     self, DEFAULT_WINDOW_SECS, ORIGIN_STATUS_PATH, RESPONSE_METHOD, SIGNATURE_HEADER,
     SignedRequest, TIMESTAMP_HEADER,
 };
+use kiln_aws::AwsError;
 use kiln_shared::state::AmiRecord;
-use kiln_shared::status::KnownPreset;
 
 use crate::Deps;
-use crate::error::AwsError;
 use crate::reconcile::{is_stale, reconcile_preset};
-use crate::store::PresetItem;
-
-/// The report from the table as it is (no reconciliation): what pushes carry.
-pub async fn snapshot(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, AwsError> {
-    let (records, presets) = futures::try_join!(deps.store.list_ami(), deps.store.list_presets())?;
-    Ok(report(&presets, &records, now))
-}
-
-fn report(presets: &[PresetItem], records: &[AmiRecord], now: DateTime<Utc>) -> StatusReport {
-    let known: Vec<KnownPreset> = presets
-        .iter()
-        .map(|p| KnownPreset {
-            name: p.name.clone(),
-            architecture: Some(p.architecture),
-        })
-        .collect();
-    let names: BTreeSet<&str> = presets.iter().map(|p| p.name.as_str()).collect();
-    // Without PRESET items (a table written by hand) every record is shown.
-    let shown: Vec<AmiRecord> = records
-        .iter()
-        .filter(|r| names.is_empty() || names.contains(r.preset.as_str()))
-        .cloned()
-        .collect();
-    StatusReport::build(&known, &shown, now)
-}
+use crate::snapshot::report;
 
 /// The status with stale records reconciled inline (bounded by the time budget).
 pub async fn status(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, AwsError> {

@@ -10,12 +10,7 @@ use crate::preset::Architecture;
 use crate::state::{BuildStatus, ImageState, Observation};
 use crate::time;
 
-pub const RECORD_TYPE_BUILD: &str = "BUILD";
-
-/// `BUILD#<preset>#<buildVersion>`.
-pub fn build_job_id(preset: &str, build_version: &str) -> String {
-    format!("BUILD#{preset}#{build_version}")
-}
+pub use crate::table::{RECORD_TYPE_BUILD, build_job_id};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,11 +11,13 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod preset;
+pub mod region;
 pub mod registry;
 pub mod runner_config;
 pub mod signing;
 pub mod state;
 pub mod status;
+pub mod table;
 pub mod time;
 
 pub use event::{EventError, ImageArn, ImageStateChange};

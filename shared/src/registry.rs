@@ -93,8 +93,8 @@ mod tests {
         amis: &[(&str, &str)],
     ) -> BuildRecord {
         BuildRecord {
-            job_id: format!("BUILD#{preset}#{version}"),
-            record_type: "BUILD".into(),
+            job_id: crate::table::build_job_id(preset, version),
+            record_type: crate::table::RECORD_TYPE_BUILD.into(),
             preset: preset.into(),
             architecture: Some(arch),
             build_version: version.into(),

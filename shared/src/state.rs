@@ -173,10 +173,6 @@ impl Observation {
     }
 }
 
-/// `jobId` of the AMI record of a preset.
-pub fn ami_job_id(preset: &str) -> String {
-    format!("AMI#{preset}")
-}
 
 /// The AMI state item (`jobId = AMI#<preset>`, `sk = LATEST`, `recordType = AMI`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,8 +207,7 @@ pub struct AmiRecord {
     pub ami_updated_at: Option<DateTime<Utc>>,
 }
 
-pub const RECORD_TYPE_AMI: &str = "AMI";
-pub const SK_LATEST: &str = "LATEST";
+pub use crate::table::{RECORD_TYPE_AMI, SK_LATEST, ami_job_id};
 
 impl AmiRecord {
     /// The record `preset-init` creates before any build: building, no AMI. Its order

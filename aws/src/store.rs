@@ -5,16 +5,18 @@
 //! back as [`Cas::Conflict`] (an answer, not an error), the caller re-reads and
 //! re-applies the pure state machine.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use chrono::{DateTime, Utc};
-use kiln_shared::build::{BuildRecord, RECORD_TYPE_BUILD};
-use kiln_shared::state::{AmiRecord, RECORD_TYPE_AMI, ami_job_id};
+use kiln_shared::build::BuildRecord;
+use kiln_shared::state::AmiRecord;
+use kiln_shared::table::{
+    KEY, RECORD_TYPE, RECORD_TYPE_AMI, RECORD_TYPE_BUILD, RECORD_TYPE_INDEX, RECORD_TYPE_PRESET,
+    ami_job_id, preset_job_id,
+};
 use kiln_shared::{Architecture, Preset, time};
 use serde::{Deserialize, Serialize};
 
@@ -22,14 +24,75 @@ use crate::BoxFut;
 use crate::attr::{self, Item};
 use crate::error::{AwsError, from_sdk};
 
-pub const GSI_NAME: &str = "recordType-index";
-pub const RECORD_TYPE_PRESET: &str = "PRESET";
 /// Attribute holding the BUILD item's revision (optimistic concurrency).
 const REV: &str = "rev";
 
-/// `jobId` of a preset's configuration item.
-pub fn preset_job_id(preset: &str) -> String {
-    format!("PRESET#{preset}")
+/// An item kiln could not read: reported by listings, never silently dropped, and
+/// never allowed to hide the readable ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub job_id: String,
+    pub reason: String,
+}
+
+/// Every readable item of one kind, and the ones that were not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing {
+            items: Vec::new(),
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+impl<T> Listing<T> {
+    pub fn of(items: Vec<T>) -> Self {
+        Listing {
+            items,
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Listing<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.items
+    }
+}
+
+impl<T> std::ops::DerefMut for Listing<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.items
+    }
+}
+
+impl<T> FromIterator<T> for Listing<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Listing::of(iter.into_iter().collect())
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Listing<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl<T> IntoIterator for Listing<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
 }
 
 /// Outcome of a compare-and-swap write.
@@ -102,12 +165,12 @@ pub trait StateStore: Send + Sync {
         record: &'a AmiRecord,
         expected: Option<&'a AmiRecord>,
     ) -> BoxFut<'a, Result<Cas, AwsError>>;
-    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>>;
+    fn list_ami(&self) -> BoxFut<'_, Result<Listing<AmiRecord>, AwsError>>;
 
     fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>>;
     fn put_preset<'a>(&'a self, item: &'a PresetItem) -> BoxFut<'a, Result<(), AwsError>>;
     fn delete_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), AwsError>>;
-    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>>;
+    fn list_presets(&self) -> BoxFut<'_, Result<Listing<PresetItem>, AwsError>>;
 
     fn get_build<'a>(
         &'a self,
@@ -119,7 +182,7 @@ pub trait StateStore: Send + Sync {
         record: &'a BuildRecord,
         expected_rev: Option<u64>,
     ) -> BoxFut<'a, Result<Cas, AwsError>>;
-    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>>;
+    fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>>;
 }
 
 /// The real store: DynamoDB through the official SDK.
@@ -142,7 +205,7 @@ impl DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("jobId", AttributeValue::S(job_id.to_owned()))
+            .key(KEY, AttributeValue::S(job_id.to_owned()))
             .consistent_read(true)
             .send()
             .await
@@ -188,8 +251,8 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(GSI_NAME)
-                .key_condition_expression("recordType = :t")
+                .index_name(RECORD_TYPE_INDEX)
+                .key_condition_expression(format!("{RECORD_TYPE} = :t"))
                 .expression_attribute_values(":t", AttributeValue::S(record_type.to_owned()))
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -206,18 +269,26 @@ impl DynamoStore {
 
 /// Parses listed items; one unreadable item is logged and skipped so it cannot hide
 /// every other preset from `/status`.
-fn parse_all<T: serde::de::DeserializeOwned>(kind: &str, items: Vec<Item>) -> Vec<T> {
-    items
-        .iter()
-        .filter_map(|item| match attr::from_item(item) {
-            Ok(v) => Some(v),
+fn parse_all<T: serde::de::DeserializeOwned>(kind: &str, items: Vec<Item>) -> Listing<T> {
+    let mut listing = Listing::default();
+    for item in &items {
+        match attr::from_item(item) {
+            Ok(v) => listing.items.push(v),
             Err(e) => {
-                let id = item.get("jobId").and_then(|v| v.as_s().ok()).cloned();
-                tracing::error!(kind, job_id = ?id, error = %e, "skipping unreadable item");
-                None
+                let job_id = item
+                    .get(KEY)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_else(|| "(no jobId)".into());
+                tracing::error!(kind, job_id, error = %e, "skipping unreadable item");
+                listing.unreadable.push(Unreadable {
+                    job_id,
+                    reason: e.to_string(),
+                });
             }
-        })
-        .collect()
+        }
+    }
+    listing
 }
 
 fn parse_one<T: serde::de::DeserializeOwned>(op: &'static str, item: &Item) -> Result<T, AwsError> {
@@ -272,8 +343,8 @@ impl StateStore for DynamoStore {
         })
     }
 
-    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>> {
-        Box::pin(async move { Ok(parse_all("AMI", self.query_type(RECORD_TYPE_AMI).await?)) })
+    fn list_ami(&self) -> BoxFut<'_, Result<Listing<AmiRecord>, AwsError>> {
+        Box::pin(async move { Ok(parse_all(RECORD_TYPE_AMI, self.query_type(RECORD_TYPE_AMI).await?)) })
     }
 
     fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
@@ -297,7 +368,7 @@ impl StateStore for DynamoStore {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .key("jobId", AttributeValue::S(preset_job_id(name)))
+                .key(KEY, AttributeValue::S(preset_job_id(name)))
                 .send()
                 .await
                 .map_err(|e| from_sdk("dynamodb:DeleteItem", e))?;
@@ -305,10 +376,10 @@ impl StateStore for DynamoStore {
         })
     }
 
-    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>> {
+    fn list_presets(&self) -> BoxFut<'_, Result<Listing<PresetItem>, AwsError>> {
         Box::pin(async move {
             Ok(parse_all(
-                "PRESET",
+                RECORD_TYPE_PRESET,
                 self.query_type(RECORD_TYPE_PRESET).await?,
             ))
         })
@@ -376,10 +447,10 @@ impl StateStore for DynamoStore {
         })
     }
 
-    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>> {
+    fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>> {
         Box::pin(async move {
             Ok(parse_all(
-                "BUILD",
+                RECORD_TYPE_BUILD,
                 self.query_type(RECORD_TYPE_BUILD).await?,
             ))
         })
@@ -404,9 +475,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), AwsError> 
             .expect("name and type set")
     };
     let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI_NAME)
-        .key_schema(key("recordType", KeyType::Hash))
-        .key_schema(key("jobId", KeyType::Range))
+        .index_name(RECORD_TYPE_INDEX)
+        .key_schema(key(RECORD_TYPE, KeyType::Hash))
+        .key_schema(key(KEY, KeyType::Range))
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
@@ -417,9 +488,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), AwsError> 
     let res = client
         .create_table()
         .table_name(table)
-        .attribute_definitions(attr("jobId"))
-        .attribute_definitions(attr("recordType"))
-        .key_schema(key("jobId", KeyType::Hash))
+        .attribute_definitions(attr(KEY))
+        .attribute_definitions(attr(RECORD_TYPE))
+        .key_schema(key(KEY, KeyType::Hash))
         .global_secondary_indexes(gsi)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
@@ -436,7 +507,3 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), AwsError> 
     }
 }
 
-/// Presets by name, for callers that join records with configuration.
-pub fn presets_by_name(items: Vec<PresetItem>) -> BTreeMap<String, PresetItem> {
-    items.into_iter().map(|p| (p.name.clone(), p)).collect()
-}

@@ -55,11 +55,11 @@ const THROTTLING_CODES: [&str; 6] = [
 ];
 
 /// The raw HTTP response type all SDK clients share (re-exported by each).
-pub(crate) type HttpResponse = aws_sdk_dynamodb::config::http::HttpResponse;
-pub(crate) type SdkError<E> = aws_sdk_dynamodb::error::SdkError<E, HttpResponse>;
+pub type HttpResponse = aws_sdk_dynamodb::config::http::HttpResponse;
+pub type SdkError<E> = aws_sdk_dynamodb::error::SdkError<E, HttpResponse>;
 
 /// Classifies any SDK error. Callers recognise answers (e.g. a failed condition) first.
-pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E>) -> AwsError
+pub fn from_sdk<E>(operation: &'static str, err: SdkError<E>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

@@ -30,7 +30,16 @@ pub struct ImageSummary {
     pub state: Option<ImageState>,
 }
 
+/// A pipeline, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineSummary {
+    pub name: String,
+    pub arn: String,
+}
+
 pub trait ImageBuilderApi: Send + Sync {
+    /// Every pipeline of the account and region (all pages), sorted by name.
+    fn list_pipelines(&self) -> BoxFut<'_, Result<Vec<PipelineSummary>, AwsError>>;
     /// ARN of the pipeline with exactly this name.
     fn find_pipeline<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<String>, AwsError>>;
     /// Every image of a pipeline, all pages, in the service's (undocumented) order.
@@ -91,6 +100,26 @@ impl SdkImageBuilder {
 }
 
 impl ImageBuilderApi for SdkImageBuilder {
+    fn list_pipelines(&self) -> BoxFut<'_, Result<Vec<PipelineSummary>, AwsError>> {
+        Box::pin(async move {
+            let mut pages = self.client.list_image_pipelines().into_paginator().send();
+            let mut out = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| from_sdk("imagebuilder:ListImagePipelines", e))?;
+                for p in page.image_pipeline_list() {
+                    if let (Some(name), Some(arn)) = (p.name(), p.arn()) {
+                        out.push(PipelineSummary {
+                            name: name.to_owned(),
+                            arn: arn.to_owned(),
+                        });
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
     fn find_pipeline<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<String>, AwsError>> {
         Box::pin(async move {
             let mut token: Option<String> = None;

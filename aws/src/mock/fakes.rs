@@ -10,13 +10,14 @@ use kiln_shared::build::BuildRecord;
 use kiln_shared::state::AmiRecord;
 
 use crate::BoxFut;
-use crate::config::Config;
-use crate::deps::Deps;
 use crate::edge::{EdgePusher, PushError};
 use crate::error::AwsError;
 use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
-use crate::runner_configs::RunnerConfigs;
-use crate::store::{Cas, PresetItem, StateStore, VersionedBuild};
+use crate::ssm::RunnerConfigs;
+use crate::ec2::{Ec2Image, Ec2Images};
+use crate::images::PipelineSummary;
+use crate::sdk::Clients;
+use crate::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
 
 #[derive(Default)]
 pub struct MemStore {
@@ -60,8 +61,8 @@ impl StateStore for MemStore {
             Ok(Cas::Written)
         })
     }
-    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>> {
-        Box::pin(async move { Ok(lock(&self.ami).values().cloned().collect()) })
+    fn list_ami(&self) -> BoxFut<'_, Result<Listing<AmiRecord>, AwsError>> {
+        Box::pin(async move { Ok(Listing::of(lock(&self.ami).values().cloned().collect())) })
     }
     fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
         Box::pin(async move { Ok(lock(&self.presets).get(name).cloned()) })
@@ -78,7 +79,7 @@ impl StateStore for MemStore {
             Ok(())
         })
     }
-    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>> {
+    fn list_presets(&self) -> BoxFut<'_, Result<Listing<PresetItem>, AwsError>> {
         Box::pin(async move { Ok(lock(&self.presets).values().cloned().collect()) })
     }
     fn get_build<'a>(
@@ -108,7 +109,7 @@ impl StateStore for MemStore {
             Ok(Cas::Written)
         })
     }
-    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>> {
+    fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>> {
         Box::pin(async move {
             Ok(lock(&self.builds)
                 .values()
@@ -156,6 +157,19 @@ impl RunnerConfigs for MemConfigs {
             Ok(())
         })
     }
+    fn list<'a>(
+        &'a self,
+        region: &'a str,
+        path: &'a str,
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.0)
+                .iter()
+                .filter(|((r, n), _)| r == region && n.starts_with(path))
+                .map(|((_, n), v)| (n.clone(), v.clone()))
+                .collect())
+        })
+    }
 }
 
 #[derive(Default)]
@@ -170,6 +184,17 @@ pub struct MemImages {
 }
 
 impl ImageBuilderApi for MemImages {
+    fn list_pipelines(&self) -> BoxFut<'_, Result<Vec<PipelineSummary>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.pipelines)
+                .iter()
+                .map(|(name, arn)| PipelineSummary {
+                    name: name.clone(),
+                    arn: arn.clone(),
+                })
+                .collect())
+        })
+    }
     fn find_pipeline<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<String>, AwsError>> {
         Box::pin(async move { Ok(lock(&self.pipelines).get(name).cloned()) })
     }
@@ -203,32 +228,86 @@ impl EdgePusher for RecordingEdge {
     }
 }
 
-/// Fakes wired into [`Deps`], with handles to inspect them.
-pub struct World {
+/// (region, image id) → image; deregistered images disappear, deleted snapshots are
+/// recorded.
+#[derive(Default)]
+pub struct MemEc2 {
+    pub images: Mutex<BTreeMap<(String, String), Ec2Image>>,
+    pub deleted_snapshots: Mutex<Vec<(String, String)>>,
+}
+
+impl MemEc2 {
+    pub fn add(&self, region: &str, image: Ec2Image) {
+        lock(&self.images).insert((region.to_owned(), image.id.clone()), image);
+    }
+}
+
+impl Ec2Images for MemEc2 {
+    fn list_images<'a>(
+        &'a self,
+        region: &'a str,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFut<'a, Result<Vec<Ec2Image>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.images)
+                .iter()
+                .filter(|((r, _), i)| r == region && i.tags.get(key).map(String::as_str) == Some(value))
+                .map(|(_, i)| i.clone())
+                .collect())
+        })
+    }
+    fn deregister_image<'a>(
+        &'a self,
+        region: &'a str,
+        image: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            match lock(&self.images).remove(&(region.to_owned(), image.to_owned())) {
+                Some(_) => Ok(()),
+                None => Err(AwsError::new(
+                    "ec2:DeregisterImage",
+                    crate::AwsErrorKind::Client,
+                    format!("InvalidAMIID.NotFound: {image}"),
+                )),
+            }
+        })
+    }
+    fn delete_snapshot<'a>(
+        &'a self,
+        region: &'a str,
+        snapshot: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            lock(&self.deleted_snapshots).push((region.to_owned(), snapshot.to_owned()));
+            Ok(())
+        })
+    }
+}
+
+/// One in-memory fake per client trait, with handles to inspect them.
+#[derive(Clone, Default)]
+pub struct Fakes {
     pub store: Arc<MemStore>,
     pub configs: Arc<MemConfigs>,
     pub images: Arc<MemImages>,
+    pub ec2: Arc<MemEc2>,
     pub edge: Arc<RecordingEdge>,
-    pub deps: Deps,
 }
 
-pub fn world(config: Config) -> World {
-    let store = Arc::new(MemStore::default());
-    let configs = Arc::new(MemConfigs::default());
-    let images = Arc::new(MemImages::default());
-    let edge = Arc::new(RecordingEdge::default());
-    let deps = Deps::new(
-        config,
-        store.clone(),
-        configs.clone(),
-        images.clone(),
-        edge.clone(),
-    );
-    World {
-        store,
-        configs,
-        images,
-        edge,
-        deps,
+impl Fakes {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The fakes as the [`Clients`] a handler or command takes.
+    pub fn clients(&self) -> Clients {
+        Clients {
+            store: self.store.clone(),
+            configs: self.configs.clone(),
+            images: self.images.clone(),
+            ec2: self.ec2.clone(),
+            edge: self.edge.clone(),
+        }
     }
 }

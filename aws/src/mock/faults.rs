@@ -14,8 +14,11 @@ use crate::BoxFut;
 use crate::edge::{EdgePusher, PushError};
 use crate::error::{AwsError, AwsErrorKind};
 use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
-use crate::runner_configs::RunnerConfigs;
-use crate::store::{Cas, PresetItem, StateStore, VersionedBuild};
+use crate::ssm::RunnerConfigs;
+use crate::ec2::{Ec2Image, Ec2Images};
+use crate::images::PipelineSummary;
+use crate::sdk::Clients;
+use crate::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
 
 /// How an injected failure looks to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +192,7 @@ impl<T: StateStore + ?Sized> StateStore for Faulty<T> {
             self.inner.put_ami(record, expected)
         )
     }
-    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>> {
+    fn list_ami(&self) -> BoxFut<'_, Result<Listing<AmiRecord>, AwsError>> {
         faulty!(self, "dynamodb:Query", self.inner.list_ami())
     }
     fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
@@ -201,7 +204,7 @@ impl<T: StateStore + ?Sized> StateStore for Faulty<T> {
     fn delete_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), AwsError>> {
         faulty!(self, "dynamodb:DeleteItem", self.inner.delete_preset(name))
     }
-    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>> {
+    fn list_presets(&self) -> BoxFut<'_, Result<Listing<PresetItem>, AwsError>> {
         faulty!(self, "dynamodb:Query", self.inner.list_presets())
     }
     fn get_build<'a>(
@@ -221,7 +224,7 @@ impl<T: StateStore + ?Sized> StateStore for Faulty<T> {
             self.inner.put_build(record, expected_rev)
         )
     }
-    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>> {
+    fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>> {
         faulty!(self, "dynamodb:Query", self.inner.list_builds())
     }
 }
@@ -246,9 +249,64 @@ impl<T: RunnerConfigs + ?Sized> RunnerConfigs for Faulty<T> {
             self.inner.put(region, name, value)
         )
     }
+    fn list<'a>(
+        &'a self,
+        region: &'a str,
+        path: &'a str,
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>> {
+        faulty!(
+            self,
+            "ssm:GetParametersByPath",
+            self.inner.list(region, path)
+        )
+    }
+}
+
+impl<T: Ec2Images + ?Sized> Ec2Images for Faulty<T> {
+    fn list_images<'a>(
+        &'a self,
+        region: &'a str,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFut<'a, Result<Vec<Ec2Image>, AwsError>> {
+        faulty!(
+            self,
+            "ec2:DescribeImages",
+            self.inner.list_images(region, key, value)
+        )
+    }
+    fn deregister_image<'a>(
+        &'a self,
+        region: &'a str,
+        image: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(
+            self,
+            "ec2:DeregisterImage",
+            self.inner.deregister_image(region, image)
+        )
+    }
+    fn delete_snapshot<'a>(
+        &'a self,
+        region: &'a str,
+        snapshot: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(
+            self,
+            "ec2:DeleteSnapshot",
+            self.inner.delete_snapshot(region, snapshot)
+        )
+    }
 }
 
 impl<T: ImageBuilderApi + ?Sized> ImageBuilderApi for Faulty<T> {
+    fn list_pipelines(&self) -> BoxFut<'_, Result<Vec<PipelineSummary>, AwsError>> {
+        faulty!(
+            self,
+            "imagebuilder:ListImagePipelines",
+            self.inner.list_pipelines()
+        )
+    }
     fn find_pipeline<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<String>, AwsError>> {
         faulty!(
             self,
@@ -290,6 +348,19 @@ impl<T: EdgePusher + ?Sized> EdgePusher for Faulty<T> {
                 .map_err(|e| PushError::Http(e.to_string()))?;
             self.inner.push(report).await
         })
+    }
+}
+
+impl Clients {
+    /// Every client wrapped in the failure-injecting, call-counting wrapper.
+    pub fn with_faults(self, plan: Arc<FaultPlan>) -> Self {
+        Clients {
+            store: Arc::new(Faulty::new(self.store, plan.clone())),
+            configs: Arc::new(Faulty::new(self.configs, plan.clone())),
+            images: Arc::new(Faulty::new(self.images, plan.clone())),
+            ec2: Arc::new(Faulty::new(self.ec2, plan.clone())),
+            edge: Arc::new(Faulty::new(self.edge, plan)),
+        }
     }
 }
 

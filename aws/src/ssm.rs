@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_sdk_ssm::Client;
-use aws_sdk_ssm::types::ParameterType;
+use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 
 use crate::BoxFut;
 use crate::error::{AwsError, from_sdk};
@@ -18,12 +18,32 @@ pub trait RunnerConfigs: Send + Sync {
         name: &'a str,
     ) -> BoxFut<'a, Result<Option<String>, AwsError>>;
     /// Creates or overwrites (String parameter).
+    /// Writes the parameter, in the Advanced tier when the value outgrows Standard.
     fn put<'a>(
         &'a self,
         region: &'a str,
         name: &'a str,
         value: &'a str,
     ) -> BoxFut<'a, Result<(), AwsError>>;
+    /// Every parameter under `path` (recursive, all pages): (name, value).
+    fn list<'a>(
+        &'a self,
+        region: &'a str,
+        path: &'a str,
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>>;
+}
+
+/// Largest value of a Standard-tier parameter (bytes); Advanced holds 8 KB.
+pub const STANDARD_TIER_MAX: usize = 4096;
+pub const ADVANCED_TIER_MAX: usize = 8192;
+
+/// The tier a value needs. Standard is free; Advanced is only chosen when required.
+pub fn tier_for(value: &str) -> ParameterTier {
+    if value.len() > STANDARD_TIER_MAX {
+        ParameterTier::Advanced
+    } else {
+        ParameterTier::Standard
+    }
 }
 
 /// The real SSM, with a client per region built from one base configuration (so an
@@ -87,11 +107,38 @@ impl RunnerConfigs for SsmConfigs {
                 .name(name)
                 .value(value)
                 .r#type(ParameterType::String)
+                .tier(tier_for(value))
                 .overwrite(true)
                 .send()
                 .await
                 .map_err(|e| from_sdk("ssm:PutParameter", e))?;
             Ok(())
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        region: &'a str,
+        path: &'a str,
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>> {
+        Box::pin(async move {
+            let mut pages = self
+                .client(region)
+                .get_parameters_by_path()
+                .path(path)
+                .recursive(true)
+                .into_paginator()
+                .send();
+            let mut out = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| from_sdk("ssm:GetParametersByPath", e))?;
+                for p in page.parameters() {
+                    if let (Some(name), Some(value)) = (p.name(), p.value()) {
+                        out.push((name.to_owned(), value.to_owned()));
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 }

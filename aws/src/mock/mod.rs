@@ -1,0 +1,6 @@
+//! Test doubles for every client trait (feature `mock`): [`faults`] wraps any
+//! implementation to count calls per IAM action and inject failures; [`fakes`] are
+//! in-memory implementations that keep the contracts that matter.
+
+pub mod fakes;
+pub mod faults;

@@ -1,0 +1,210 @@
+//! The one code path every observation takes, whether it came from an event
+//! (`ami-update`) or from Image Builder itself (`reconcile`, `status-origin`): the state
+//! machine and its conditional write, the runner configs when the observation is the
+//! current AMI's source, and the build history.
+
+use chrono::{DateTime, Utc};
+use kiln_aws::AwsError;
+use kiln_aws::images::ImageInfo;
+use kiln_aws::store::{Cas, PresetItem};
+use kiln_shared::build::{apply_build, build_job_id};
+use kiln_shared::runner_config::{self, ConfigError};
+use kiln_shared::state::{self, AmiRecord, NoOp, Transition};
+use kiln_shared::{ImageArn, ImageState, Observation};
+use serde_json::Value;
+
+use crate::Deps;
+
+/// Conditional-write attempts before giving up (and letting Lambda retry).
+const MAX_CAS_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("{what} kept changing during {MAX_CAS_ATTEMPTS} conditional writes; will retry")]
+    Contention { what: String },
+}
+
+/// What processing one observation did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub preset: String,
+    /// The AMI record was written (it changed).
+    pub record_written: bool,
+    /// Why nothing was written, if so.
+    pub noop: Option<NoOp>,
+    /// The record as stored afterwards.
+    pub record: Option<AmiRecord>,
+    /// Regions whose runner config was rewritten.
+    pub configs_updated: Vec<String>,
+    /// Regions whose runner config was unreadable and left alone.
+    pub configs_refused: Vec<String>,
+    pub build_written: bool,
+}
+
+/// The one constructor of an observation: `image` in `state`, seen at `at`, for
+/// `preset`. AMIs count only for AVAILABLE (a failed build's partial AMIs never do).
+pub fn observation(
+    preset: &PresetItem,
+    image: &ImageInfo,
+    state: ImageState,
+    at: DateTime<Utc>,
+    reason: Option<String>,
+) -> Observation {
+    Observation {
+        preset: preset.name.clone(),
+        architecture: Some(preset.architecture),
+        state,
+        at,
+        build_id: image.arn.clone(),
+        amis: if state == ImageState::Available {
+            image.amis.clone()
+        } else {
+            Default::default()
+        },
+        home_region: preset.home_region.clone(),
+        reason,
+    }
+}
+
+/// The one code path for every observation: state machine + conditional write, runner
+/// configs when this observation is the current AMI's source, build history.
+pub async fn observe(
+    deps: &Deps,
+    preset: &PresetItem,
+    obs: &Observation,
+) -> Result<Outcome, HandlerError> {
+    let mut outcome = Outcome {
+        preset: obs.preset.clone(),
+        ..Outcome::default()
+    };
+    let mut stored = None;
+    for attempt in 1..=MAX_CAS_ATTEMPTS {
+        let current = deps.store.get_ami(&obs.preset).await?;
+        match state::apply(current.as_ref(), obs) {
+            Transition::NoOp(why) => {
+                tracing::info!(preset = obs.preset, ?why, "no change to the AMI record");
+                outcome.noop = Some(why);
+                stored = Some(current);
+                break;
+            }
+            Transition::Write { record, .. } => {
+                match deps.store.put_ami(&record, current.as_ref()).await? {
+                    Cas::Written => {
+                        tracing::info!(
+                            preset = obs.preset,
+                            status = record.status.as_str(),
+                            ami = record.ami_id.as_deref().unwrap_or(""),
+                            "AMI record written"
+                        );
+                        outcome.record_written = true;
+                        stored = Some(Some(*record));
+                        break;
+                    }
+                    Cas::Conflict => {
+                        tracing::info!(
+                            preset = obs.preset,
+                            attempt,
+                            "AMI record changed concurrently; re-reading"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let Some(stored) = stored else {
+        return Err(HandlerError::Contention {
+            what: format!("AMI record of {}", obs.preset),
+        });
+    };
+    // The configs follow the record's AMI whenever this observation is its source: on
+    // first delivery and on a retry after a failure between the two writes alike.
+    if let Some(record) = &stored
+        && obs.state == ImageState::Available
+        && record.ami_order_key.as_deref() == Some(obs.order_key().as_str())
+    {
+        sync_configs(deps, preset, record, &mut outcome).await?;
+        // A concurrent newer AVAILABLE may have synced before we did and been overwritten
+        // by our older AMIs: re-read, and follow the record until it stands still.
+        let mut synced = record.ami_order_key.clone();
+        for _ in 0..3 {
+            let Some(latest) = deps.store.get_ami(&obs.preset).await? else {
+                break;
+            };
+            if latest.ami_order_key == synced {
+                break;
+            }
+            sync_configs(deps, preset, &latest, &mut outcome).await?;
+            synced = latest.ami_order_key.clone();
+        }
+    }
+    outcome.record = stored;
+    outcome.build_written = record_build(deps, obs).await?;
+    Ok(outcome)
+}
+
+/// Points every region's runner config at that region's AMI; unchanged configs are not
+/// rewritten, unreadable ones are logged and left alone.
+pub async fn sync_configs(
+    deps: &Deps,
+    preset: &PresetItem,
+    record: &AmiRecord,
+    outcome: &mut Outcome,
+) -> Result<(), AwsError> {
+    let name = deps.config.parameter_name(&record.preset);
+    let at: DateTime<Utc> = record.ami_updated_at.unwrap_or(record.updated_at);
+    for (region, ami) in &record.amis {
+        let existing = deps.configs.get(region, &name).await?;
+        // A missing config (never initialised in this region) starts from the preset's
+        // settings, so runners there get a complete config.
+        let base = match existing {
+            Some(text) => Some(text),
+            None => preset.preset().ok().map(|p| {
+                serde_json::to_string(&Value::Object(runner_config::initial(&p, region)))
+                    .expect("map serialises")
+            }),
+        };
+        match runner_config::merge_ami(base.as_deref(), ami, at) {
+            Ok(merged) if merged.changed => {
+                deps.configs.put(region, &name, &merged.json).await?;
+                tracing::info!(preset = record.preset, region, ami, "runner config updated");
+                outcome.configs_updated.push(region.clone());
+            }
+            Ok(_) => {}
+            Err(ConfigError::NotAnObject(why)) => {
+                tracing::error!(
+                    preset = record.preset,
+                    region,
+                    parameter = name,
+                    reason = why,
+                    "runner config unreadable; not overwritten"
+                );
+                outcome.configs_refused.push(region.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Folds the observation into the build's history item (conditional, retried).
+async fn record_build(deps: &Deps, obs: &Observation) -> Result<bool, HandlerError> {
+    let Some(arn) = ImageArn::parse(&obs.build_id) else {
+        return Ok(false);
+    };
+    let version = arn.build_version();
+    let job_id = build_job_id(&obs.preset, &version);
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = deps.store.get_build(&job_id).await?;
+        let Some(next) = apply_build(current.as_ref().map(|c| &c.record), obs, &version) else {
+            return Ok(false);
+        };
+        if deps.store.put_build(&next, current.map(|c| c.rev)).await? == Cas::Written {
+            return Ok(true);
+        }
+    }
+    Err(HandlerError::Contention {
+        what: format!("build history {job_id}"),
+    })
+}
+
