@@ -13,6 +13,7 @@ pub const STALE_WHILE_REVALIDATE_SECS: &str = "STALE_WHILE_REVALIDATE_SECS";
 pub const ORIGIN_TIMEOUT_MS: &str = "ORIGIN_TIMEOUT_MS";
 pub const SIGNATURE_WINDOW_SECS: &str = "SIGNATURE_WINDOW_SECS";
 pub const PAGE_REFRESH_SECS: &str = "PAGE_REFRESH_SECS";
+pub const MAX_CLOCK_SKEW_SECS: &str = "MAX_CLOCK_SKEW_SECS";
 /// The KV namespace binding holding the last known good snapshot.
 pub const KV_BINDING: &str = "KILN_STATUS";
 
@@ -40,6 +41,10 @@ pub struct Config {
     pub origin_timeout_ms: u32,
     pub signature_window_secs: i64,
     pub page_refresh_secs: u32,
+    /// How far ahead of this clock a signed timestamp or a snapshot's `generatedAt` may
+    /// be. A push dated further ahead is refused: accepted, it would make every on-time
+    /// push look like a replay until the clock caught up.
+    pub max_clock_skew_secs: i64,
     /// What was wrong, for `/healthz`.
     pub problems: Vec<ConfigError>,
 }
@@ -54,6 +59,7 @@ impl Default for Config {
             origin_timeout_ms: 2_500,
             signature_window_secs: DEFAULT_WINDOW_SECS,
             page_refresh_secs: 30,
+            max_clock_skew_secs: 120,
             problems: Vec::new(),
         }
     }
@@ -96,6 +102,7 @@ impl Config {
                             STALE_WHILE_REVALIDATE_SECS => "whole seconds from 0 to 86400",
                             ORIGIN_TIMEOUT_MS => "milliseconds from 100 to 30000",
                             SIGNATURE_WINDOW_SECS => "whole seconds from 5 to 3600",
+                            MAX_CLOCK_SKEW_SECS => "whole seconds from 0 to 600",
                             _ => "whole seconds from 5 to 3600",
                         },
                     }),
@@ -107,17 +114,27 @@ impl Config {
         let mut timeout = c.origin_timeout_ms;
         let mut window = c.signature_window_secs as u32;
         let mut refresh = c.page_refresh_secs;
+        let mut skew = c.max_clock_skew_secs as u32;
         number(CACHE_TTL_SECS, 1, 3_600, &mut ttl);
         number(STALE_WHILE_REVALIDATE_SECS, 0, 86_400, &mut swr);
         number(ORIGIN_TIMEOUT_MS, 100, 30_000, &mut timeout);
         number(SIGNATURE_WINDOW_SECS, 5, 3_600, &mut window);
         number(PAGE_REFRESH_SECS, 5, 3_600, &mut refresh);
+        number(MAX_CLOCK_SKEW_SECS, 0, 600, &mut skew);
         c.cache_ttl_secs = ttl;
         c.stale_while_revalidate_secs = swr;
         c.origin_timeout_ms = timeout;
         c.signature_window_secs = i64::from(window);
         c.page_refresh_secs = refresh;
+        c.max_clock_skew_secs = i64::from(skew);
         c
+    }
+
+    /// How much longer than the TTL an isolate serves a snapshot another isolate of the
+    /// colo pulled before refreshing it itself: enough for that owner's pull (timeout +
+    /// 1 s), within the stale-while-revalidate allowance.
+    pub fn owner_grace_secs(&self) -> u32 {
+        (self.origin_timeout_ms.div_ceil(1000) + 1).min(self.stale_while_revalidate_secs)
     }
 
     /// `Cache-Control` for a fresh snapshot.
@@ -152,6 +169,7 @@ mod tests {
             (ORIGIN_TIMEOUT_MS, "800"),
             (SIGNATURE_WINDOW_SECS, "120"),
             (PAGE_REFRESH_SECS, "10"),
+            (MAX_CLOCK_SKEW_SECS, "30"),
         ]);
         assert_eq!(c.problems, vec![]);
         assert_eq!(c.origin_url.as_deref(), Some("https://origin.example"));
@@ -165,6 +183,13 @@ mod tests {
             (5, 0, 800)
         );
         assert_eq!((c.signature_window_secs, c.page_refresh_secs), (120, 10));
+        assert_eq!(c.max_clock_skew_secs, 30);
+        assert_eq!(
+            c.owner_grace_secs(),
+            0,
+            "never beyond stale-while-revalidate"
+        );
+        assert_eq!(Config::default().owner_grace_secs(), 4);
         assert_eq!(
             c.cache_control(),
             "public, max-age=5, stale-while-revalidate=0"
@@ -177,10 +202,12 @@ mod tests {
             (ORIGIN_URL, "origin.example"),
             (CACHE_TTL_SECS, "0"),
             (ORIGIN_TIMEOUT_MS, "soon"),
+            (MAX_CLOCK_SKEW_SECS, "3601"),
         ]);
         assert_eq!(c.origin_url, None);
         assert_eq!(c.cache_ttl_secs, 15);
         assert_eq!(c.origin_timeout_ms, 2_500);
+        assert_eq!(c.max_clock_skew_secs, 120);
         let msgs: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(
             msgs,
@@ -189,6 +216,7 @@ mod tests {
                 "ORIGIN_SECRET is not set",
                 "CACHE_TTL_SECS must be whole seconds from 1 to 3600",
                 "ORIGIN_TIMEOUT_MS must be milliseconds from 100 to 30000",
+                "MAX_CLOCK_SKEW_SECS must be whole seconds from 0 to 600",
             ]
         );
     }

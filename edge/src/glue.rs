@@ -6,29 +6,65 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::{Either, select};
 use kiln_shared::signing::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use worker::js_sys::{Function, Math, Promise};
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
-    AbortController, Cache, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
+    AbortController, ByteStream, Cache, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
     RequestInit, Response, ResponseBuilder, Result, console_log, event,
 };
 
+use crate::body::BodySource;
 use crate::config::{Config, KV_BINDING};
 use crate::http::{Body, Reply};
 use crate::origin::{OriginError, OriginRequest, OriginResponse};
-use crate::service::{self, Edge, Memory, Platform};
+use crate::service::{self, Edge, Memory, Platform, Wait, Wake};
 use crate::snapshot::Snapshot;
 
 /// What outlives a request in this isolate: the snapshot memory and the parsed config
 /// (vars and secrets cannot change without a new isolate).
-#[derive(Default)]
 struct Isolate {
     memory: Memory,
     config: OnceCell<Config>,
 }
 
+impl Isolate {
+    fn new() -> Isolate {
+        // Unique enough among a colo's isolates; 0 means "unknown owner".
+        let id = (Math::random() * 9_007_199_254_740_992.0) as u64 | 1;
+        Isolate {
+            memory: Memory::new(id),
+            config: OnceCell::new(),
+        }
+    }
+}
+
+/// The request body, opened only when the service asks for it (`/ingest`).
+struct JsBody<'r> {
+    req: &'r mut Request,
+    stream: Option<ByteStream>,
+}
+
+impl BodySource for JsBody<'_> {
+    async fn chunk(&mut self) -> std::result::Result<Option<Vec<u8>>, String> {
+        if self.stream.is_none() {
+            match self.req.stream() {
+                Ok(s) => self.stream = Some(s),
+                Err(_) => return Ok(None), // no body at all
+            }
+        }
+        match self.stream.as_mut().map(|s| s.next()) {
+            Some(next) => next.await.transpose().map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+}
+
 thread_local! {
-    static ISOLATE: Rc<Isolate> = Rc::new(Isolate::default());
+    static ISOLATE: Rc<Isolate> = Rc::new(Isolate::new());
     /// The response headers of the current snapshot's 200 `/status` (see `into_response`).
     static HOT_HEADERS: RefCell<Option<(Rc<Snapshot>, Headers)>> = const { RefCell::new(None) };
 }
@@ -160,6 +196,24 @@ impl Platform for WorkerPlatform {
         self.ctx.wait_until(fut);
     }
 
+    fn signal(&self) -> (Wake, Wait) {
+        // The promise is created here, by the waiting request, so its continuation runs
+        // in that request's context whichever request resolves it.
+        let mut resolve: Option<Function> = None;
+        let promise = Promise::new(&mut |res, _| resolve = Some(res));
+        let wake: Wake = Box::new(move || {
+            if let Some(res) = resolve {
+                let _ = res.call0(&JsValue::UNDEFINED);
+            }
+        });
+        (
+            wake,
+            Box::pin(async move {
+                let _ = JsFuture::from(promise).await;
+            }),
+        )
+    }
+
     fn log(&self, line: &str) {
         console_log!("kiln-edge: {line}");
     }
@@ -174,13 +228,15 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let method = req.method();
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
-    // Hot path: a GET reads one header; only pushes need the signature and the body.
+    // Hot path: a GET reads one header; only pushes need the signature. The body is
+    // never read here: the service pulls it for `/ingest` alone, up to its limit.
     let is_post = method == Method::Post;
-    let (if_none_match, timestamp, signature, body) = if is_post {
+    let (if_none_match, timestamp, signature, content_length) = if is_post {
         let (ts, sig) = (header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
-        (None, ts, sig, req.bytes().await.unwrap_or_default())
+        let len = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        (None, ts, sig, len)
     } else {
-        (header("if-none-match"), None, None, Vec::new())
+        (header("if-none-match"), None, None, None)
     };
     let platform = WorkerPlatform {
         env,
@@ -190,15 +246,21 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
         cache_key: format!("{}/__kiln/status-snapshot", parts.origin).into(),
     };
     let reply = Edge::new(platform)
-        .handle(&service::Request {
-            method: method.as_ref(),
-            path: parts.path,
-            query: parts.query,
-            if_none_match: if_none_match.as_deref(),
-            timestamp: timestamp.as_deref(),
-            signature: signature.as_deref(),
-            body: &body,
-        })
+        .handle(
+            &service::Request {
+                method: method.as_ref(),
+                path: parts.path,
+                query: parts.query,
+                if_none_match: if_none_match.as_deref(),
+                timestamp: timestamp.as_deref(),
+                signature: signature.as_deref(),
+                content_length,
+            },
+            JsBody {
+                req: &mut req,
+                stream: None,
+            },
+        )
         .await;
     into_response(reply)
 }

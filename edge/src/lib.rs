@@ -5,12 +5,18 @@
 //! trait, so it is unit-tested natively. The wasm32-only `glue` module maps that trait
 //! onto workers-rs (Cache API, KV, fetch, `waitUntil`) and does nothing else.
 
+pub mod body;
 pub mod config;
 pub mod http;
 pub mod origin;
 pub mod route;
 pub mod service;
 pub mod snapshot;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod signal;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod sim;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -25,6 +25,8 @@ pub enum OriginError {
     Signature(SignatureError),
     #[error("origin response is not a valid status report: {0}")]
     Body(String),
+    #[error("origin response is dated {0} s ahead of this clock (more than the allowed skew)")]
+    FromTheFuture(i64),
 }
 
 /// The signed `GET {ORIGIN_URL}/status`.
@@ -88,6 +90,9 @@ pub fn verify(
         cfg.signature_window_secs,
     )
     .map_err(OriginError::Signature)?;
+    if signed_at - now > cfg.max_clock_skew_secs {
+        return Err(OriginError::FromTheFuture(signed_at - now));
+    }
     let mut report: StatusReport =
         serde_json::from_slice(&resp.body).map_err(|e| OriginError::Body(e.to_string()))?;
     // The origin speaks for now; staleness is the edge's to declare.
@@ -185,6 +190,12 @@ mod tests {
             verify(&c, &unsigned, NOW),
             Err(OriginError::Signature(SignatureError::Missing))
         );
+        // Inside the signature window, yet ahead of the allowed clock skew.
+        assert_eq!(
+            verify(&c, &signed(&body(), NOW + 121, b"k"), NOW),
+            Err(OriginError::FromTheFuture(121))
+        );
+        assert!(verify(&c, &signed(&body(), NOW + 120, b"k"), NOW).is_ok());
         // A request signature (GET) replayed as a response does not verify.
         let mut as_request = signed(&body(), NOW, b"k");
         as_request.signature =

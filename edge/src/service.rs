@@ -1,9 +1,7 @@
 //! The Worker's behaviour, independent of the Workers runtime.
 //!
-//! Snapshot tiers, fastest first: this isolate's memory (the hot path: stored bytes, no
-//! I/O), the colo's Cache API entry, the origin, and KV's last known good. Freshness is
-//! measured from when the edge last confirmed a snapshot; after `CACHE_TTL_SECS` it is
-//! still served for `STALE_WHILE_REVALIDATE_SECS` while one background pull refreshes it.
+//! Snapshot tiers (memory, colo Cache API, origin, KV) live in `tiers`, push ingest in
+//! `ingest`; this module routes and renders.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -11,22 +9,25 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use chrono::DateTime;
-use kiln_shared::StatusReport;
-use kiln_shared::signing::{self, INGEST_PATH, SignedRequest};
 use kiln_web::PageOptions;
 
-use crate::config::{Config, ORIGIN_SECRET};
+use crate::body::BodySource;
+use crate::config::Config;
 use crate::http::{Body, HTML, JSON, NO_STORE, PAGE_CSP, Reply, SVG};
-use crate::origin::{self, OriginError, OriginRequest, OriginResponse};
+use crate::origin::{OriginError, OriginRequest, OriginResponse};
 use crate::route::{ALLOW_READ, Route, RouteError, route};
 use crate::snapshot::{Snapshot, if_none_match_hits};
 
-/// KV key of the last known good snapshot.
-pub const LKG_KEY: &str = "status:last-known-good";
-/// KV key of the newest accepted push's signed timestamp.
-pub const LAST_INGEST_KEY: &str = "ingest:last-timestamp";
-/// A status report is a few KB; anything far larger is not one.
-pub const MAX_INGEST_BYTES: usize = 512 * 1024;
+mod ingest;
+mod tiers;
+
+pub use ingest::MAX_INGEST_BYTES;
+pub use tiers::{KV_HEARTBEAT_SECS, LKG_KEY};
+
+/// Wakes one waiting request.
+pub type Wake = Box<dyn FnOnce()>;
+/// Completes when its [`Wake`] is called.
+pub type Wait = Pin<Box<dyn Future<Output = ()>>>;
 
 /// What the service needs from the runtime. Implemented by the Worker glue and by the
 /// tests' in-process fake.
@@ -45,16 +46,38 @@ pub trait Platform: Clone + 'static {
     async fn kv_put(&self, key: &'static str, value: String);
     /// Runs `fut` after the response is sent (`waitUntil`).
     fn spawn(&self, fut: Pin<Box<dyn Future<Output = ()>>>);
+    /// A one-shot wake-up, for a request waiting on another request's origin pull. On
+    /// Workers the waiting side must be a promise of the waiting request's own: a
+    /// continuation run in another request's context is cancelled when that one ends.
+    fn signal(&self) -> (Wake, Wait);
     fn log(&self, line: &str);
 }
 
 /// Per-isolate state.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Memory {
+    /// This isolate's identity in the colo (see [`Snapshot::owner`]).
+    id: u64,
     current: RefCell<Option<Rc<Snapshot>>>,
     last_ingest: Cell<i64>,
-    revalidating: Cell<bool>,
-    kv_etag: RefCell<Option<String>>,
+    /// `Some` while a refresh runs: the requests waiting for it.
+    flight: RefCell<Option<Vec<Wake>>>,
+    /// What KV holds, as this isolate last read or wrote it.
+    kv: RefCell<Option<tiers::KvSeen>>,
+}
+
+impl Memory {
+    /// `id` should be unique among the colo's isolates (random) and non-zero.
+    pub fn new(id: u64) -> Memory {
+        Memory {
+            id,
+            ..Memory::default()
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// An incoming request, as the service sees it.
@@ -66,7 +89,8 @@ pub struct Request<'a> {
     pub if_none_match: Option<&'a str>,
     pub timestamp: Option<&'a str>,
     pub signature: Option<&'a str>,
-    pub body: &'a [u8],
+    /// The declared `Content-Length`; the body itself is read only by `/ingest`.
+    pub content_length: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -79,14 +103,15 @@ impl<P: Platform> Edge<P> {
         Edge { p }
     }
 
-    pub async fn handle(&self, req: &Request<'_>) -> Reply {
+    /// Routes first: `body` is pulled only by `/ingest`, and only up to its limit.
+    pub async fn handle(&self, req: &Request<'_>, body: impl BodySource) -> Reply {
         match route(req.method, req.path, req.query) {
             Ok(Route::Status { require_ready }) => self.status(req, require_ready).await,
             Ok(Route::Page) => self.page().await,
             Ok(Route::BadgeSvg) => self.badge(true).await,
             Ok(Route::BadgeJson) => self.badge(false).await,
             Ok(Route::Healthz) => self.healthz(),
-            Ok(Route::Ingest) => self.ingest(req).await,
+            Ok(Route::Ingest) => self.ingest(req, body).await,
             Ok(Route::Preflight) => Reply::new(204, JSON, Body::Empty)
                 .with("access-control-allow-methods", ALLOW_READ)
                 .with("access-control-allow-headers", "If-None-Match")
@@ -200,198 +225,6 @@ impl<P: Platform> Edge<P> {
         };
         let body = serde_json::to_string(&Health { status, problems }).expect("serialises");
         Reply::new(code, JSON, Body::Text(body)).with("cache-control", NO_STORE)
-    }
-
-    /// The snapshot to answer with: memory, then Cache API, then origin, then KV (stale).
-    pub async fn snapshot(&self) -> Option<Rc<Snapshot>> {
-        let now = self.p.now();
-        let current = self.p.memory().current.borrow().clone();
-        if let Some(s) = current {
-            if let Some(s) = self.serve_or_revalidate(s, now) {
-                return Some(s);
-            }
-        } else if let Some(bytes) = self.p.cache_get().await {
-            match Snapshot::decode(&bytes) {
-                Ok(s) => {
-                    let s = Rc::new(s);
-                    *self.p.memory().current.borrow_mut() = Some(s.clone());
-                    if let Some(s) = self.serve_or_revalidate(s, now) {
-                        return Some(s);
-                    }
-                }
-                Err(e) => self.p.log(&format!("ignoring cache entry: {e}")),
-            }
-        }
-        self.refresh(now).await
-    }
-
-    fn serve_or_revalidate(&self, s: Rc<Snapshot>, now: i64) -> Option<Rc<Snapshot>> {
-        let cfg = self.p.config();
-        let ttl = i64::from(cfg.cache_ttl_secs);
-        let swr = i64::from(cfg.stale_while_revalidate_secs);
-        let age = s.age(now);
-        if age < ttl {
-            return Some(s);
-        }
-        if age < ttl + swr {
-            let mem = self.p.memory();
-            if !mem.revalidating.replace(true) {
-                let this = self.clone();
-                self.p.spawn(Box::pin(async move {
-                    let now = this.p.now();
-                    this.refresh(now).await;
-                }));
-            }
-            return Some(s);
-        }
-        None
-    }
-
-    /// Pulls from the origin; on any failure falls back to the newest known snapshot,
-    /// marked stale.
-    async fn refresh(&self, now: i64) -> Option<Rc<Snapshot>> {
-        let cfg = self.p.config();
-        let pulled = match origin::request(cfg, now) {
-            Ok(req) => match self.p.fetch_origin(&req).await {
-                Ok(resp) => origin::verify(cfg, &resp, self.p.now()),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        let out = match pulled {
-            Ok((report, signed_at)) => Some(self.install(report, signed_at, now).await),
-            Err(e) => {
-                self.p
-                    .log(&format!("origin pull failed: {e}; serving last known good"));
-                self.fall_back(now).await
-            }
-        };
-        self.p.memory().revalidating.set(false);
-        out
-    }
-
-    /// Makes a fresh report current in every tier.
-    async fn install(&self, report: StatusReport, signed_at: i64, now: i64) -> Rc<Snapshot> {
-        let snap = Rc::new(Snapshot::new(report, signed_at, now));
-        let mem = self.p.memory();
-        *mem.current.borrow_mut() = Some(snap.clone());
-        let cfg = self.p.config();
-        let keep = cfg.cache_ttl_secs + cfg.stale_while_revalidate_secs;
-        self.p.cache_put(snap.encode(), keep).await;
-        // KV allows about one write per second per key: write only when it changed.
-        let changed = mem.kv_etag.borrow().as_deref() != Some(snap.etag.as_str());
-        if changed {
-            *mem.kv_etag.borrow_mut() = Some(snap.etag.clone());
-            self.p.kv_put(LKG_KEY, snap.encode()).await;
-        }
-        snap
-    }
-
-    async fn fall_back(&self, now: i64) -> Option<Rc<Snapshot>> {
-        let in_memory = self.p.memory().current.borrow().clone();
-        let from_kv = match self.p.kv_get(LKG_KEY).await.map(|b| Snapshot::decode(&b)) {
-            Some(Ok(s)) => Some(s),
-            Some(Err(e)) => {
-                self.p.log(&format!("ignoring last known good in KV: {e}"));
-                None
-            }
-            None => None,
-        };
-        // The newest data wins (the timestamp format sorts as text).
-        let best = match (in_memory, from_kv) {
-            (Some(m), Some(k)) if k.report.generated_at > m.report.generated_at => k,
-            (Some(m), _) => (*m).clone(),
-            (None, Some(k)) => k,
-            (None, None) => return None,
-        };
-        let stale = Rc::new(best.into_stale(now));
-        *self.p.memory().current.borrow_mut() = Some(stale.clone());
-        // Shared with the colo's other isolates, so they do not each wait on a dead origin.
-        let cfg = self.p.config();
-        self.p
-            .cache_put(
-                stale.encode(),
-                cfg.cache_ttl_secs + cfg.stale_while_revalidate_secs,
-            )
-            .await;
-        Some(stale)
-    }
-
-    async fn ingest(&self, req: &Request<'_>) -> Reply {
-        let cfg = self.p.config();
-        let Some(secret) = cfg.origin_secret.as_deref() else {
-            return Reply::error(
-                503,
-                "ingest_disabled",
-                &format!("{ORIGIN_SECRET} is not set"),
-            );
-        };
-        if req.body.len() > MAX_INGEST_BYTES {
-            return Reply::error(
-                413,
-                "too_large",
-                &format!("a status report is at most {MAX_INGEST_BYTES} bytes"),
-            );
-        }
-        let now = self.p.now();
-        let signed = SignedRequest {
-            timestamp: req.timestamp,
-            signature: req.signature,
-            method: "POST",
-            path: INGEST_PATH,
-            body: req.body,
-        };
-        let ts = match signing::verify(secret, &signed, now, cfg.signature_window_secs) {
-            Ok(ts) => ts,
-            Err(e) => return self.refuse(&e.to_string()),
-        };
-        let mem = self.p.memory();
-        if ts <= mem.last_ingest.get() {
-            return self.refuse("replayed: timestamp is not newer than the last accepted push");
-        }
-        let mut report: StatusReport = match serde_json::from_slice(req.body) {
-            Ok(r) => r,
-            Err(e) => {
-                self.p.log(&format!("ingest refused: bad report: {e}"));
-                return Reply::error(
-                    400,
-                    "bad_request",
-                    &format!("body is not a status report: {e}"),
-                );
-            }
-        };
-        report.stale = false;
-        let kv_last = self
-            .p
-            .kv_get(LAST_INGEST_KEY)
-            .await
-            .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<i64>().ok())
-            .unwrap_or(i64::MIN);
-        // Checked again after the await: another push may have been accepted meanwhile.
-        if ts <= kv_last.max(mem.last_ingest.get()) {
-            return self.refuse("replayed: timestamp is not newer than the last accepted push");
-        }
-        mem.last_ingest.set(ts);
-        self.p.kv_put(LAST_INGEST_KEY, ts.to_string()).await;
-        let snap = self.install(report, ts, now).await;
-        #[derive(serde::Serialize)]
-        struct Accepted<'a> {
-            accepted: bool,
-            status: kiln_shared::OverallStatus,
-            etag: &'a str,
-        }
-        let body = serde_json::to_string(&Accepted {
-            accepted: true,
-            status: snap.report.status,
-            etag: &snap.etag,
-        })
-        .expect("serialises");
-        Reply::new(202, JSON, Body::Text(body)).with("cache-control", NO_STORE)
-    }
-
-    fn refuse(&self, why: &str) -> Reply {
-        self.p.log(&format!("ingest refused: {why}"));
-        Reply::error(401, "unauthorized", why)
     }
 }
 

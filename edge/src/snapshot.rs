@@ -1,5 +1,9 @@
 //! A status snapshot as the edge holds it: the parsed report plus the exact bytes served,
 //! so the hot path answers from stored bytes without serialising again.
+//!
+//! The ETag and the KV comparison key come from the content, not the bytes: the origin
+//! stamps a new `generatedAt` on every answer, and a tag that followed it would change on
+//! every pull (no 304s) and make every pull look like news (a KV write each).
 
 use kiln_shared::StatusReport;
 use serde::{Deserialize, Serialize};
@@ -10,13 +14,19 @@ pub struct Snapshot {
     pub report: StatusReport,
     /// `report` as JSON: the `/status` body.
     pub body: String,
-    /// Strong ETag of `body`, quoted.
+    /// ETag of the content (everything but `generatedAt`), quoted: same content, same
+    /// tag, in every isolate and colo. A stale copy has its own tag.
     pub etag: String,
+    /// Identity of the content for the KV write policy: `generatedAt` and `stale` excluded.
+    pub content_key: String,
     /// When this edge last confirmed the snapshot (origin pull, ingest, or the decision
     /// to serve it stale): freshness is measured from here.
     pub checked_at: i64,
     /// The signed timestamp of the origin response or push it came from.
     pub signed_at: i64,
+    /// The isolate that pulled or received it (0: unknown). That isolate refreshes it
+    /// first; the colo's other isolates wait a grace period for its refresh.
+    pub owner: u64,
 }
 
 /// The stored form (Cache API body and KV value).
@@ -25,7 +35,21 @@ pub struct Snapshot {
 struct Envelope {
     checked_at: i64,
     signed_at: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    owner: u64,
+    /// KV only: the newest accepted push's signed timestamp (the replay guard), kept in
+    /// the same value so a push costs one KV write.
+    #[serde(default, skip_serializing_if = "is_zero_i")]
+    last_ingest: i64,
     report: StatusReport,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_i(n: &i64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,35 +60,57 @@ impl Snapshot {
     pub fn new(report: StatusReport, signed_at: i64, checked_at: i64) -> Snapshot {
         // StatusReport is plain data: serialising it cannot fail.
         let body = serde_json::to_string(&report).expect("StatusReport serialises");
-        let etag = etag_of(body.as_bytes());
+        let (etag, content_key) = content_tags(&report);
         Snapshot {
             report,
             body,
             etag,
+            content_key,
             checked_at,
             signed_at,
+            owner: 0,
         }
+    }
+
+    pub fn owned_by(mut self, owner: u64) -> Snapshot {
+        self.owner = owner;
+        self
     }
 
     /// The same data marked `"stale": true`, confirmed (as stale) at `now`.
     pub fn into_stale(self, now: i64) -> Snapshot {
+        let owner = self.owner;
         let mut report = self.report;
         report.stale = true;
-        Snapshot::new(report, self.signed_at, now)
+        Snapshot::new(report, self.signed_at, now).owned_by(owner)
     }
 
+    /// The Cache API form.
     pub fn encode(&self) -> String {
+        self.encode_with(0)
+    }
+
+    /// The KV form: with the replay guard's timestamp.
+    pub fn encode_with(&self, last_ingest: i64) -> String {
         serde_json::to_string(&Envelope {
             checked_at: self.checked_at,
             signed_at: self.signed_at,
+            owner: self.owner,
+            last_ingest,
             report: self.report.clone(),
         })
         .expect("envelope serialises")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+        Self::decode_with(bytes).map(|(s, _)| s)
+    }
+
+    /// The snapshot and the replay guard's timestamp (0 when absent).
+    pub fn decode_with(bytes: &[u8]) -> Result<(Snapshot, i64), DecodeError> {
         let e: Envelope = serde_json::from_slice(bytes)?;
-        Ok(Snapshot::new(e.report, e.signed_at, e.checked_at))
+        let snap = Snapshot::new(e.report, e.signed_at, e.checked_at).owned_by(e.owner);
+        Ok((snap, e.last_ingest))
     }
 
     /// Seconds since the edge last confirmed it.
@@ -73,7 +119,26 @@ impl Snapshot {
     }
 }
 
-/// `"<first 128 bits of SHA-256, hex>"`: strong, and changes with any byte of the body.
+/// `(etag, content_key)`. Both hash the report with `generatedAt` blanked; the ETag also
+/// tells a stale copy from a fresh one, the content key does not.
+fn content_tags(report: &StatusReport) -> (String, String) {
+    let mut content = report.clone();
+    content.generated_at.clear();
+    let stale = std::mem::replace(&mut content.stale, false);
+    let key = etag_of(
+        serde_json::to_string(&content)
+            .expect("StatusReport serialises")
+            .as_bytes(),
+    );
+    let etag = if stale {
+        etag_of(format!("{key} stale").as_bytes())
+    } else {
+        key.clone()
+    };
+    (etag, key)
+}
+
+/// `"<first 128 bits of SHA-256, hex>"`.
 pub fn etag_of(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     format!("\"{}\"", hex::encode(&digest[..16]))
@@ -104,11 +169,20 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn etag_tracks_the_body() {
+    fn etag_tracks_the_content_not_the_generation_time() {
         let a = Snapshot::new(report("a"), 1, 2);
         let b = Snapshot::new(report("b"), 1, 2);
         assert_ne!(a.etag, b.etag);
         assert_eq!(a.etag, Snapshot::new(report("a"), 9, 9).etag);
+        let mut later = report("a");
+        later.generated_at = "2026-01-27T12:00:15Z".to_owned();
+        let regenerated = Snapshot::new(later, 3, 4);
+        assert_ne!(regenerated.body, a.body);
+        assert_eq!(
+            regenerated.etag, a.etag,
+            "a new generatedAt is not new content"
+        );
+        assert_eq!(regenerated.content_key, a.content_key);
         assert_eq!(a.etag.len(), 34);
         assert!(a.etag.starts_with('"') && a.etag.ends_with('"'));
     }
@@ -119,13 +193,22 @@ pub(crate) mod tests {
         let s = a.clone().into_stale(50);
         assert!(s.body.contains("\"stale\":true"));
         assert_ne!(s.etag, a.etag);
+        assert_eq!(
+            s.content_key, a.content_key,
+            "same content for the KV policy"
+        );
         assert_eq!((s.signed_at, s.checked_at), (1, 50));
     }
 
     #[test]
     fn round_trips_and_refuses_garbage() {
-        let a = Snapshot::new(report("a"), 7, 8);
+        let a = Snapshot::new(report("a"), 7, 8).owned_by(42);
         assert_eq!(Snapshot::decode(a.encode().as_bytes()).unwrap(), a);
+        let (b, ingest) = Snapshot::decode_with(a.encode_with(99).as_bytes()).unwrap();
+        assert_eq!((b, ingest), (a.clone(), 99));
+        // Entries written before owners and the ingest field existed still read.
+        let old = r#"{"checkedAt":8,"signedAt":7,"report":{"status":"not_configured","message":"a","presets":[],"generatedAt":"2026-01-27T12:00:00Z","stale":false}}"#;
+        assert_eq!(Snapshot::decode_with(old.as_bytes()).unwrap().1, 0);
         assert!(Snapshot::decode(b"{}").is_err());
         assert!(Snapshot::decode(b"not json").is_err());
     }

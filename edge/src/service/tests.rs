@@ -12,28 +12,54 @@ use kiln_shared::status::summarise;
 use kiln_shared::{OverallStatus, PresetReport, PresetStatus, StatusReport};
 
 use super::*;
+use crate::body::{Chunks, NoBody};
+
+mod hardening;
 
 const SECRET: &str = "super-secret-value-7f3a";
 const T0: i64 = 1_800_000_000;
 
 enum OriginMode {
     Up(StatusReport),
+    /// Like the real origin: the same report stamped with the time of each answer.
+    Regenerating(StatusReport),
     Down,
     /// Answers with a signature made with another key.
     WrongKey(StatusReport),
 }
 
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+/// One isolate. The `Rc` fields are shared with its [`Fake::sibling`]s (same colo).
 struct State {
-    now: Cell<i64>,
+    now: Rc<Cell<i64>>,
     config: Config,
     memory: Memory,
-    origin: RefCell<OriginMode>,
-    origin_calls: Cell<u32>,
-    cache: RefCell<Option<String>>,
-    kv: RefCell<HashMap<&'static str, String>>,
-    kv_writes: Cell<u32>,
-    spawned: RefCell<Vec<Pin<Box<dyn Future<Output = ()>>>>>,
-    logs: RefCell<Vec<String>>,
+    origin: Rc<RefCell<OriginMode>>,
+    origin_calls: Rc<Cell<u32>>,
+    /// How many times an origin fetch yields before answering (requests in flight).
+    origin_yields: Rc<Cell<u32>>,
+    cache: Rc<RefCell<Option<String>>>,
+    kv: Rc<RefCell<HashMap<&'static str, String>>>,
+    kv_writes: Rc<Cell<u32>>,
+    spawned: Rc<RefCell<Vec<Task>>>,
+    logs: Rc<RefCell<Vec<String>>>,
+}
+
+/// Returns `Pending` once (waking itself), so other futures in a join run meanwhile.
+#[derive(Default)]
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 #[derive(Clone)]
@@ -52,9 +78,18 @@ impl Platform for Fake {
     async fn fetch_origin(&self, req: &OriginRequest) -> Result<OriginResponse, OriginError> {
         self.0.origin_calls.set(self.0.origin_calls.get() + 1);
         assert_eq!(req.url, "http://origin.test/status");
+        for _ in 0..self.0.origin_yields.get() {
+            YieldNow::default().await;
+        }
         let (report, key) = match &*self.0.origin.borrow() {
             OriginMode::Down => return Err(OriginError::Transport("connection refused".into())),
             OriginMode::Up(r) => (r.clone(), SECRET),
+            OriginMode::Regenerating(r) => {
+                let mut r = r.clone();
+                let at = chrono::DateTime::from_timestamp(self.now(), 0).unwrap();
+                r.generated_at = kiln_shared::time::format(at);
+                (r, SECRET)
+            }
             OriginMode::WrongKey(r) => (r.clone(), "not-the-secret"),
         };
         let body = serde_json::to_vec(&report).unwrap();
@@ -82,6 +117,9 @@ impl Platform for Fake {
     fn spawn(&self, fut: Pin<Box<dyn Future<Output = ()>>>) {
         self.0.spawned.borrow_mut().push(fut);
     }
+    fn signal(&self) -> (Wake, Wait) {
+        crate::signal::local()
+    }
     fn log(&self, line: &str) {
         self.0.logs.borrow_mut().push(line.to_owned());
     }
@@ -99,16 +137,17 @@ fn config() -> Config {
 
 fn fake_with(config: Config, origin: OriginMode) -> Fake {
     Fake(Rc::new(State {
-        now: Cell::new(T0),
+        now: Rc::new(Cell::new(T0)),
         config,
-        memory: Memory::default(),
-        origin: RefCell::new(origin),
-        origin_calls: Cell::new(0),
-        cache: RefCell::new(None),
-        kv: RefCell::new(HashMap::new()),
-        kv_writes: Cell::new(0),
-        spawned: RefCell::new(Vec::new()),
-        logs: RefCell::new(Vec::new()),
+        memory: Memory::new(1),
+        origin: Rc::new(RefCell::new(origin)),
+        origin_calls: Rc::default(),
+        origin_yields: Rc::default(),
+        cache: Rc::default(),
+        kv: Rc::default(),
+        kv_writes: Rc::default(),
+        spawned: Rc::default(),
+        logs: Rc::default(),
     }))
 }
 
@@ -134,7 +173,25 @@ impl Fake {
         }
         n
     }
-    /// A new isolate in the same colo: shares cache and KV, not memory.
+    /// Another isolate in the same colo, alive at the same time: shares the clock, the
+    /// origin, the Cache API entry and KV (and their counters), not memory.
+    fn sibling(&self, id: u64) -> Fake {
+        let s = &self.0;
+        Fake(Rc::new(State {
+            now: s.now.clone(),
+            config: s.config.clone(),
+            memory: Memory::new(id),
+            origin: s.origin.clone(),
+            origin_calls: s.origin_calls.clone(),
+            origin_yields: s.origin_yields.clone(),
+            cache: s.cache.clone(),
+            kv: s.kv.clone(),
+            kv_writes: s.kv_writes.clone(),
+            spawned: s.spawned.clone(),
+            logs: s.logs.clone(),
+        }))
+    }
+    /// A new isolate later on: copies cache and KV, not memory; its origin is down.
     fn new_isolate(&self) -> Fake {
         let f = fake_with(self.0.config.clone(), OriginMode::Down);
         f.0.now.set(self.now());
@@ -150,7 +207,7 @@ impl Fake {
         })
     }
     fn req(&self, r: Request<'_>) -> Reply {
-        block_on(self.edge().handle(&r))
+        block_on(self.edge().handle(&r, NoBody))
     }
     fn status_json(&self) -> (Reply, StatusReport) {
         let r = self.get("/status");
@@ -160,14 +217,20 @@ impl Fake {
     fn ingest(&self, body: &[u8], ts: i64, key: &str) -> Reply {
         let ts_s = ts.to_string();
         let sig = sign(key.as_bytes(), ts, "POST", "/ingest", body).unwrap();
-        self.req(Request {
+        let req = Request {
             method: "POST",
             path: "/ingest",
             timestamp: Some(&ts_s),
             signature: Some(&sig),
-            body,
+            content_length: Some(body.len() as u64),
             ..Request::default()
-        })
+        };
+        block_on(self.edge().handle(&req, Chunks::new(body, 16 * 1024)))
+    }
+    /// The replay guard's timestamp as KV holds it.
+    fn kv_last_ingest(&self) -> i64 {
+        let kv = self.0.kv.borrow().get(LKG_KEY).cloned().unwrap();
+        Snapshot::decode_with(kv.as_bytes()).unwrap().1
     }
 }
 
@@ -226,7 +289,11 @@ fn cold_pull_then_served_from_memory_within_ttl() {
     );
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     let etag = r.header("etag").unwrap().to_owned();
-    assert_eq!(etag, crate::snapshot::etag_of(r.text().as_bytes()));
+    assert_eq!(
+        etag,
+        Snapshot::new(ready(), 0, 0).etag,
+        "tag of the content"
+    );
     assert!(
         matches!(r.body, Body::Snapshot(_)),
         "hot path serves stored bytes"
@@ -458,8 +525,9 @@ fn ingest_replaces_the_snapshot_immediately() {
     let kv = f.0.kv.borrow().get(LKG_KEY).cloned().unwrap();
     assert_eq!(Snapshot::decode(kv.as_bytes()).unwrap().report, building());
     assert_eq!(
-        f.0.kv.borrow().get(LAST_INGEST_KEY).map(String::as_str),
-        Some("1800000000")
+        f.kv_last_ingest(),
+        T0,
+        "replay guard kept with the snapshot"
     );
     // A pushed snapshot claiming to be stale is stored as fresh.
     let mut claims_stale = ready();
@@ -488,12 +556,14 @@ fn ingest_refusals_leave_the_snapshot_alone() {
         ),
         (
             "missing",
-            f.req(Request {
-                method: "POST",
-                path: "/ingest",
-                body: &body,
-                ..Request::default()
-            }),
+            block_on(f.edge().handle(
+                &Request {
+                    method: "POST",
+                    path: "/ingest",
+                    ..Request::default()
+                },
+                Chunks::new(&body, 1024),
+            )),
         ),
     ];
     for (why, r) in cases {
