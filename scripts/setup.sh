@@ -88,7 +88,7 @@ fi
 venv="$ROOT/.venv"
 want=$(hash_of "$ROOT/tools/requirements.txt")
 if ! stamp_ok "$venv/.kiln-stamp" "$want"; then
-  say "python venv (moto, cfn-lint, cargo-lambda)"
+  say "python venv (moto, cfn-lint, cargo-lambda, boto3, awscli)"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/tools/requirements.txt"
   echo "$want" >"$venv/.kiln-stamp"

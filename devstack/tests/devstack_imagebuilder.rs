@@ -621,7 +621,9 @@ async fn api_errors_are_aws_shaped() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("InvalidRequestException"));
+    // What the service answers for a value outside the model's ARN pattern.
+    assert_eq!(err.code(), Some("InvalidParameterValueException"));
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 400);
 
     let err = client
         .get_image_pipeline()

@@ -35,6 +35,23 @@ pub(crate) struct Recipe {
 }
 
 impl Recipe {
+    /// The owning account (the ARN's account field).
+    fn owner(&self) -> &str {
+        self.arn.split(':').nth(4).unwrap_or_default()
+    }
+
+    /// `ImageRecipeSummary` (ListImageRecipes).
+    pub fn summary_json(&self) -> Value {
+        json!({
+            "arn": self.arn,
+            "name": self.name,
+            "platform": "Linux",
+            "owner": self.owner(),
+            "parentImage": self.parent_image,
+            "dateCreated": api_time(self.created),
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "arn": self.arn,
@@ -42,7 +59,9 @@ impl Recipe {
             "name": self.name,
             "description": self.description,
             "platform": "Linux",
-            "owner": "Self",
+            // The account id, as GetImageRecipe answers (`Self` is only a ListImageRecipes
+            // owner filter value).
+            "owner": self.owner(),
             "version": self.version,
             "parentImage": self.parent_image,
             "components": self.components.iter().map(|c| json!({"componentArn": c})).collect::<Vec<_>>(),
@@ -61,6 +80,17 @@ pub(crate) struct Infrastructure {
 }
 
 impl Infrastructure {
+    /// `InfrastructureConfigurationSummary` (ListInfrastructureConfigurations).
+    pub fn summary_json(&self) -> Value {
+        json!({
+            "arn": self.arn,
+            "name": self.name,
+            "dateCreated": api_time(self.created),
+            "instanceTypes": self.instance_types,
+            "instanceProfileName": self.instance_profile_name,
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "arn": self.arn,
@@ -83,6 +113,16 @@ pub(crate) struct Distribution {
 }
 
 impl Distribution {
+    /// `DistributionConfigurationSummary` (ListDistributionConfigurations).
+    pub fn summary_json(&self) -> Value {
+        json!({
+            "arn": self.arn,
+            "name": self.name,
+            "dateCreated": api_time(self.created),
+            "regions": self.regions,
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "arn": self.arn,
@@ -91,6 +131,8 @@ impl Distribution {
                 "region": r,
                 "amiDistributionConfiguration": {"amiTags": self.ami_tags},
             })).collect::<Vec<_>>(),
+            // Required in the model; 720 is the service's default (and maximum).
+            "timeoutMinutes": 720,
             "dateCreated": api_time(self.created),
         })
     }
@@ -195,6 +237,37 @@ pub(crate) struct Image {
 impl Image {
     pub fn version(&self) -> String {
         format!("{}/{}", self.recipe.version, self.build)
+    }
+
+    /// The image version ARN: the build version ARN without its build number.
+    pub fn version_arn(&self) -> String {
+        self.arn
+            .rsplit_once('/')
+            .map_or_else(|| self.arn.clone(), |(v, _)| v.to_owned())
+    }
+
+    /// The name ARN (`…/image/<name>/x.x.x`): what ListImages `byName` lists.
+    pub fn name_arn(&self) -> String {
+        let version = self.version_arn();
+        version
+            .rsplit_once('/')
+            .map_or(version.clone(), |(n, _)| format!("{n}/x.x.x"))
+    }
+
+    /// `ImageVersion` (ListImages).
+    pub fn version_json(&self) -> Value {
+        json!({
+            "arn": self.version_arn(),
+            "name": self.recipe.name,
+            "type": "AMI",
+            "version": self.recipe.version,
+            "platform": "Linux",
+            "osVersion": "Linux",
+            "owner": self.account,
+            "dateCreated": api_time(self.created),
+            "buildType": self.build_type(),
+            "imageSource": "CUSTOM",
+        })
     }
 
     fn state_json(&self) -> Value {
