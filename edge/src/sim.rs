@@ -17,8 +17,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake as TaskWake, Waker};
+use std::task::Waker;
 
 use kiln_shared::signing::{RESPONSE_METHOD, sign};
 use kiln_shared::status::summarise;
@@ -96,7 +95,8 @@ pub struct Counts {
     pub pushes_accepted: u64,
 }
 
-type Task = Pin<Box<dyn Future<Output = ()>>>;
+mod exec;
+use exec::{Exec, Sleep, Task};
 
 struct World {
     now_ms: Cell<u64>,
@@ -118,34 +118,11 @@ impl World {
     }
 
     fn sleep(self: &Rc<Self>, ms: u64) -> Sleep {
-        Sleep {
-            world: self.clone(),
-            at: self.now_ms.get() + ms,
-        }
+        Sleep::new(self.clone(), self.now_ms.get() + ms)
     }
 
     fn count(&self, f: impl FnOnce(&mut Counts)) {
         f(&mut self.counts.borrow_mut());
-    }
-}
-
-struct Sleep {
-    world: Rc<World>,
-    at: u64,
-}
-
-impl Future for Sleep {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let w = &self.world;
-        if w.now_ms.get() >= self.at {
-            return Poll::Ready(());
-        }
-        let seq = w.seq.get() + 1;
-        w.seq.set(seq);
-        w.timers.borrow_mut().push(Reverse((self.at, seq)));
-        w.wakers.borrow_mut().insert(seq, cx.waker().clone());
-        Poll::Pending
     }
 }
 
@@ -252,60 +229,6 @@ fn state(n: u32) -> StatusReport {
     }
 }
 
-/// Runs the tasks until none can make progress at the current simulated time.
-struct Exec {
-    tasks: HashMap<usize, Task>,
-    ready: Arc<Mutex<Vec<usize>>>,
-    next: usize,
-}
-
-struct TaskWaker {
-    id: usize,
-    ready: Arc<Mutex<Vec<usize>>>,
-}
-
-impl TaskWake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.ready.lock().expect("unpoisoned").push(self.id);
-    }
-}
-
-impl Exec {
-    fn add(&mut self, t: Task) {
-        self.next += 1;
-        self.tasks.insert(self.next, t);
-        self.ready.lock().expect("unpoisoned").push(self.next);
-    }
-
-    fn run(&mut self, world: &World) {
-        loop {
-            for t in world.spawned.borrow_mut().drain(..).collect::<Vec<_>>() {
-                self.add(t);
-            }
-            let ids = std::mem::take(&mut *self.ready.lock().expect("unpoisoned"));
-            if ids.is_empty() {
-                return;
-            }
-            for id in ids {
-                let Some(task) = self.tasks.get_mut(&id) else {
-                    continue;
-                };
-                let waker = Waker::from(Arc::new(TaskWaker {
-                    id,
-                    ready: self.ready.clone(),
-                }));
-                if task
-                    .as_mut()
-                    .poll(&mut Context::from_waker(&waker))
-                    .is_ready()
-                {
-                    self.tasks.remove(&id);
-                }
-            }
-        }
-    }
-}
-
 /// Spreads arrivals and push targets deterministically.
 fn mix(n: u64) -> u64 {
     let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
@@ -367,11 +290,7 @@ pub fn run(p: &Params) -> Counts {
         .filter(|&(_, push)| !push || p.pushes)
         .collect();
     changes.reverse();
-    let mut exec = Exec {
-        tasks: HashMap::new(),
-        ready: Arc::default(),
-        next: 0,
-    };
+    let mut exec = Exec::default();
     let mut version = 0;
     loop {
         let next_timer = world.timers.borrow().peek().map(|Reverse((t, _))| *t);
