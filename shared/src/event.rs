@@ -10,8 +10,21 @@ use serde::Deserialize;
 use crate::state::ImageState;
 use crate::time;
 
+/// EventBridge `source` of Image Builder events.
 pub const SOURCE: &str = "aws.imagebuilder";
+/// EventBridge `detail-type` of an image's state change.
 pub const DETAIL_TYPE: &str = "EC2 Image Builder Image State Change";
+/// Every state kiln's rule forwards to ami-update (DESIGN "AWS resources": all statuses
+/// that matter). PENDING is emitted by Image Builder but says nothing new. The template's
+/// rule and the local Image Builder's emitter both read this list.
+pub const TRACKED_STATES: [ImageState; 6] = [
+    ImageState::Building,
+    ImageState::Testing,
+    ImageState::Distributing,
+    ImageState::Available,
+    ImageState::Failed,
+    ImageState::Cancelled,
+];
 
 /// A parsed, checked state-change event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -153,7 +153,7 @@ fn state_rule_covers_every_status_and_has_a_dlq() {
     let rule = &t["Resources"]["ImageStateChangeRule"]["Properties"];
     assert_eq!(
         rule["EventPattern"]["detail"]["state"]["status"],
-        json!(IMAGE_STATES)
+        json!(kiln_shared::event::TRACKED_STATES.map(kiln_shared::ImageState::as_str))
     );
     assert_eq!(rule["EventPattern"]["source"], json!(["aws.imagebuilder"]));
     assert_eq!(

@@ -1,0 +1,31 @@
+//! CloudFormation intrinsics and the key order of the rendered file.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+pub(super) fn sub(text: impl Into<String>) -> Value {
+    json!({ "Fn::Sub": text.into() })
+}
+
+pub(super) fn reference(id: &str) -> Value {
+    json!({ "Ref": id })
+}
+
+pub(super) fn get_att(id: &str, attribute: &str) -> Value {
+    json!({ "Fn::GetAtt": [id, attribute] })
+}
+
+/// Rebuilds every object with its keys inserted in order. A no-op with serde_json's
+/// default map; a guarantee if another crate turns on `preserve_order`.
+pub(super) fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let ordered: BTreeMap<String, Value> =
+                map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            Value::Object(ordered.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}

@@ -1,0 +1,91 @@
+//! The template's parameters: every value a deployment chooses.
+
+use serde_json::{Map, Value, json};
+
+use super::SynthOptions;
+use super::functions::FUNCTIONS;
+
+pub(super) fn parameters(opts: &SynthOptions) -> Value {
+    let mut p = Map::new();
+    p.insert(
+        "Prefix".into(),
+        json!({
+            "Type": "String",
+            "Default": opts.prefix,
+            "AllowedPattern": "^[a-z][a-z0-9-]{0,29}$",
+            "Description": "Prefix of every name: pipelines <prefix>-<preset>, runner configs /<prefix>/configs/<preset>, table <prefix>-state.",
+        }),
+    );
+    p.insert(
+        "ReconcileSchedule".into(),
+        json!({
+            "Type": "String",
+            "Default": "rate(15 minutes)",
+            "Description": "How often reconcile checks building records against Image Builder (EventBridge schedule expression).",
+        }),
+    );
+    p.insert(
+        "ReconcileThresholdMinutes".into(),
+        json!({
+            "Type": "Number",
+            "Default": 30,
+            "MinValue": 5,
+            "MaxValue": 1440,
+            "Description": "A building record older than this is checked against Image Builder.",
+        }),
+    );
+    p.insert(
+        "CodeBucket".into(),
+        json!({
+            "Type": "String",
+            "MinLength": 3,
+            "Description": "S3 bucket (in the stack region) holding the Lambda zips built by `cargo lambda build --release --arm64 --output-format zip`.",
+        }),
+    );
+    for f in FUNCTIONS {
+        p.insert(
+            f.code_key_parameter(),
+            json!({
+                "Type": "String",
+                "Default": format!("kiln/{}.zip", f.name),
+                "Description": format!("S3 key of the {} Lambda zip. Use a new key per release so CloudFormation updates the code.", f.name),
+            }),
+        );
+    }
+    p.insert(
+        "EdgeUrl".into(),
+        json!({
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^(https?://.+)?$",
+            "Description": "The Worker's base URL (https://status.example.com): the Lambdas push a signed snapshot to its /ingest after every state change. Empty: no pushes (the edge pulls from the origin).",
+        }),
+    );
+    p.insert(
+        "EdgeSharedSecret".into(),
+        json!({
+            "Type": "String",
+            "NoEcho": true,
+            "MinLength": 32,
+            "Description": "HMAC secret shared with the Worker (the same value: `wrangler secret put ORIGIN_SECRET`). At least 32 characters.",
+        }),
+    );
+    p.insert(
+        "FailureNotificationEmail".into(),
+        json!({
+            "Type": "String",
+            "Default": "",
+            "Description": "Optional e-mail subscribed to the failed-builds topic.",
+        }),
+    );
+    p.insert(
+        "LogRetentionDays".into(),
+        json!({
+            "Type": "Number",
+            "Default": 30,
+            "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 180, 365],
+            "Description": "Retention of the Lambdas' log groups.",
+        }),
+    );
+    Value::Object(p)
+}
