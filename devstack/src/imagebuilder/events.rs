@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::engine::{Shared, State};
+
 /// States the default rule forwards (DESIGN.md: "all statuses that matter"). PENDING is
 /// emitted by Image Builder but not matched by kiln's rule.
 pub const RULE_STATES: [ImageState; 6] = kiln_shared::event::TRACKED_STATES;
@@ -161,4 +163,84 @@ async fn post_with_retries(http: &reqwest::Client, url: &str, event: &Value) {
         url,
         "event not delivered after 3 attempts (best effort, as EventBridge)"
     );
+}
+
+impl Shared {
+    /// Builds the event, applies the rule and the faults, hands it to the sinks.
+    pub(super) fn emit(
+        &self,
+        st: &mut State,
+        arn: &str,
+        state: ImageState,
+        previous: Option<ImageState>,
+        reason: Option<&str>,
+    ) {
+        let Some(image) = st.images.iter().find(|i| i.arn == arn) else {
+            return;
+        };
+        let pipeline = image.pipeline_name.clone();
+        let at = image.history.last().map_or_else(Utc::now, |(_, t)| *t);
+        let event = envelope(
+            &self.account,
+            &self.region,
+            arn,
+            state,
+            previous,
+            reason,
+            at,
+        );
+        let faults = st
+            .knobs
+            .get(&pipeline)
+            .and_then(|k| k.events.clone())
+            .unwrap_or_else(|| st.global_events.clone());
+        let due = Instant::now() + Duration::from_millis(faults.delay_ms);
+        let fate = if !st.rule_states.contains(&state) {
+            Fate::NotMatched
+        } else if faults.drop.contains(&state) {
+            Fate::Dropped
+        } else if faults.reorder {
+            st.held
+                .entry(arn.to_owned())
+                .or_default()
+                .push(event.clone());
+            Fate::Held
+        } else {
+            let copies = if faults.duplicate.contains(&state) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                for sink in &st.sinks {
+                    sink.send(due, event.clone());
+                }
+            }
+            Fate::Sent { copies }
+        };
+        if fate != Fate::NotMatched {
+            tracing::debug!(image = arn, %state, ?fate, "event");
+        }
+        st.log.push(EmittedEvent {
+            pipeline_name: pipeline,
+            image_arn: arn.to_owned(),
+            state,
+            fate,
+            event,
+        });
+        // A finished build releases its held events, newest first.
+        if state.is_terminal()
+            && let Some(held) = st.held.remove(arn)
+        {
+            for event in held.into_iter().rev() {
+                for sink in &st.sinks {
+                    sink.send(due, event.clone());
+                }
+                let id = event["id"].clone();
+                if let Some(entry) = st.log.iter_mut().find(|e| e.event["id"] == id) {
+                    entry.fate = Fate::Sent { copies: 1 };
+                }
+            }
+        }
+    }
 }
