@@ -153,11 +153,10 @@ impl WranglerDev {
             .arg(state.path().join("persist"))
             .arg("--env-file")
             .arg(&env_file)
-            .args([
-                "--show-interactive-dev-session=false",
-                "--log-level",
-                "info",
-            ])
+            // wrangler's levels run none < error < warn < info < log < debug, and the
+            // Worker's `console.log` lines are printed at "log": at "info" they never
+            // reached this log (why the tests once kept a launcher of their own).
+            .args(["--show-interactive-dev-session=false", "--log-level", "log"])
             .current_dir(config.parent().unwrap_or(Path::new(".")))
             .env("PATH", node_tool_path())
             .env("WRANGLER_SEND_METRICS", "false")
