@@ -507,3 +507,66 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), AwsError> 
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn build_item(preset: &str, version: &str, started: &str) -> Item {
+        HashMap::from([
+            (KEY.into(), s(&kiln_shared::table::build_job_id(preset, version))),
+            (RECORD_TYPE.into(), s(RECORD_TYPE_BUILD)),
+            ("preset".into(), s(preset)),
+            ("architecture".into(), s("x86_64")),
+            ("buildVersion".into(), s(version)),
+            (
+                "buildId".into(),
+                s("arn:aws:imagebuilder:us-east-1:123456789012:image/p/1.0.0/1"),
+            ),
+            ("status".into(), s("ready")),
+            ("lastState".into(), s("AVAILABLE")),
+            ("startedAt".into(), s(started)),
+            ("endedAt".into(), s(started)),
+            ("outcome".into(), s("AVAILABLE")),
+            (
+                "amis".into(),
+                AttributeValue::M(HashMap::from([("us-east-1".into(), s("ami-1"))])),
+            ),
+            ("reason".into(), AttributeValue::Null(true)),
+            ("validated".into(), AttributeValue::Bool(true)),
+            ("sizeGb".into(), AttributeValue::N("30".into())),
+        ])
+    }
+
+    #[test]
+    fn listings_parse_build_items_and_report_unreadable_ones() {
+        let mut broken = build_item("q", "1.0.0/1", "2026-01-01T00:00:00Z");
+        broken.remove("status");
+        let items = vec![
+            build_item("p", "1.0.0/1", "2026-01-01T00:00:00Z"),
+            build_item("p", "1.0.0/2", "2026-01-02T00:00:00Z"),
+            broken,
+        ];
+        let listing: Listing<BuildRecord> = parse_all(RECORD_TYPE_BUILD, items);
+        assert_eq!(listing.len(), 2);
+        let b2 = listing
+            .iter()
+            .find(|b| b.build_version == "1.0.0/2")
+            .unwrap();
+        assert_eq!(b2.size_gb, Some(30));
+        assert_eq!(b2.amis["us-east-1"], "ami-1");
+        assert_eq!(listing.unreadable.len(), 1);
+        assert_eq!(listing.unreadable[0].job_id, "BUILD#q#1.0.0/1");
+        assert!(
+            listing.unreadable[0].reason.contains("status"),
+            "{}",
+            listing.unreadable[0].reason
+        );
+    }
+}

@@ -3,6 +3,8 @@
 //! - [`emulators`]: moto and DynamoDB Local on free ports, supervised, with SDK configs.
 //! - [`imagebuilder`]: a local EC2 Image Builder endpoint for the real SDK client.
 //! - [`lambda`]: a local Lambda runtime (Runtime API, Invoke API, Function URL front).
+//! - [`stack`]: all of the above assembled into the whole system (`kiln dev`, the
+//!   end-to-end tests).
 //! - [`process`]: child processes that never outlive their parent (process groups,
 //!   `PR_SET_PDEATHSIG`).
 //!
@@ -13,6 +15,7 @@ pub mod imagebuilder;
 pub mod lambda;
 pub mod process;
 mod serve;
+pub mod stack;
 pub mod wrangler;
 
 pub use emulators::{DynamoBackend, DynamoDbLocal, EmulatorOptions, LocalAws, Moto, sdk_config};

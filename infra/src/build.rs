@@ -5,12 +5,9 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use aws_sdk_imagebuilder::Client;
-use aws_sdk_imagebuilder::types::Filter;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln_aws::images::ImageBuilderApi;
 use kiln_shared::ImageState;
-
-use crate::aws::describe;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -28,8 +25,6 @@ pub enum BuildError {
     List(String),
     #[error("starting {pipeline}: {message}")]
     Start { pipeline: String, message: String },
-    #[error("{pipeline}: Image Builder returned no image build version ARN")]
-    NoImageArn { pipeline: String },
 }
 
 /// A pipeline of the deployment.
@@ -42,70 +37,59 @@ pub struct Pipeline {
 }
 
 /// Every pipeline named `<prefix>-*`, sorted by name.
-pub async fn pipelines(client: &Client, prefix: &str) -> Result<Vec<Pipeline>, BuildError> {
-    list(client, prefix, None).await
-}
-
-async fn list(
-    client: &Client,
+pub async fn pipelines(
+    images: &dyn ImageBuilderApi,
     prefix: &str,
-    exact: Option<&str>,
 ) -> Result<Vec<Pipeline>, BuildError> {
-    let mut request = client.list_image_pipelines();
-    if let Some(name) = exact {
-        request = request.filters(Filter::builder().name("name").values(name).build());
-    }
-    let mut pages = request.into_paginator().send();
-    let mut out = Vec::new();
     let start = format!("{prefix}-");
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| BuildError::List(describe(e)))?;
-        for p in page.image_pipeline_list() {
-            if let (Some(name), Some(arn)) = (p.name(), p.arn())
-                && let Some(preset) = name.strip_prefix(&start)
-                && exact.is_none_or(|e| e == name)
-            {
-                out.push(Pipeline {
-                    preset: preset.to_owned(),
-                    name: name.to_owned(),
-                    arn: arn.to_owned(),
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    let listed = images
+        .list_pipelines()
+        .await
+        .map_err(|e| BuildError::List(e.to_string()))?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|p| {
+            let preset = p.name.strip_prefix(&start)?.to_owned();
+            Some(Pipeline {
+                preset,
+                name: p.name,
+                arn: p.arn,
+            })
+        })
+        .collect())
 }
 
 /// The pipeline of one preset.
-pub async fn pipeline(client: &Client, prefix: &str, preset: &str) -> Result<Pipeline, BuildError> {
+pub async fn pipeline(
+    images: &dyn ImageBuilderApi,
+    prefix: &str,
+    preset: &str,
+) -> Result<Pipeline, BuildError> {
     let name = format!("{prefix}-{preset}");
-    list(client, prefix, Some(&name))
-        .await?
-        .into_iter()
-        .next()
-        .ok_or(BuildError::NoPipeline {
-            preset: preset.to_owned(),
-            prefix: prefix.to_owned(),
-            pipeline: name,
-        })
+    let arn = images
+        .find_pipeline(&name)
+        .await
+        .map_err(|e| BuildError::List(e.to_string()))?;
+    arn.map(|arn| Pipeline {
+        preset: preset.to_owned(),
+        name: name.clone(),
+        arn,
+    })
+    .ok_or(BuildError::NoPipeline {
+        preset: preset.to_owned(),
+        prefix: prefix.to_owned(),
+        pipeline: name,
+    })
 }
 
 /// Starts an execution; returns the image build version ARN.
-pub async fn start(client: &Client, pipeline: &Pipeline) -> Result<String, BuildError> {
-    let out = client
-        .start_image_pipeline_execution()
-        .image_pipeline_arn(&pipeline.arn)
-        .send()
+pub async fn start(images: &dyn ImageBuilderApi, pipeline: &Pipeline) -> Result<String, BuildError> {
+    images
+        .start_pipeline(&pipeline.arn)
         .await
         .map_err(|e| BuildError::Start {
             pipeline: pipeline.name.clone(),
-            message: describe(e),
-        })?;
-    out.image_build_version_arn()
-        .map(str::to_owned)
-        .ok_or_else(|| BuildError::NoImageArn {
-            pipeline: pipeline.name.clone(),
+            message: e.to_string(),
         })
 }
 
@@ -131,30 +115,19 @@ pub struct Snapshot {
     pub amis: BTreeMap<String, String>,
 }
 
-pub async fn poll(client: &Client, image_arn: &str) -> Result<Snapshot, String> {
-    let out = client
-        .get_image()
-        .image_build_version_arn(image_arn)
-        .send()
+pub async fn poll(images: &dyn ImageBuilderApi, image_arn: &str) -> Result<Snapshot, String> {
+    let image = images
+        .get_image(image_arn)
         .await
-        .map_err(describe)?;
-    let image = out.image().ok_or("GetImage returned no image")?;
-    let state = image.state();
+        .map_err(|e| e.to_string())?
+        .ok_or("GetImage returned no image")?;
     Ok(Snapshot {
-        state: state
-            .and_then(|s| s.status())
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_else(|| "PENDING".into()),
-        reason: state.and_then(|s| s.reason()).map(str::to_owned),
-        amis: image
-            .output_resources()
-            .map(|o| {
-                o.amis()
-                    .iter()
-                    .filter_map(|a| Some((a.region()?.to_owned(), a.image()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        state: image
+            .state
+            .map_or("PENDING", |s| s.as_str())
+            .to_owned(),
+        reason: image.reason,
+        amis: image.amis,
     })
 }
 
@@ -181,7 +154,7 @@ fn step_of(state: &str) -> u64 {
 /// Follows one image until it ends or `timeout` passes. Transient poll errors are
 /// retried until the deadline (a throttled GetImage must not fail a 40-minute wait).
 pub async fn follow(
-    client: &Client,
+    images: &dyn ImageBuilderApi,
     image_arn: &str,
     timeout: Duration,
     interval: Duration,
@@ -190,7 +163,7 @@ pub async fn follow(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last_state = "PENDING".to_owned();
     loop {
-        let last_error = match poll(client, image_arn).await {
+        let last_error = match poll(images, image_arn).await {
             Ok(snapshot) => {
                 if snapshot.state != last_state {
                     on_change(&snapshot);
@@ -240,7 +213,7 @@ pub struct Followed {
 /// Follows several builds at once with one progress line each (plain lines when
 /// stderr is not a terminal, so CI logs show every transition).
 pub async fn follow_all(
-    client: &Client,
+    images: &dyn ImageBuilderApi,
     started: Vec<(String, String)>,
     timeout: Duration,
     interval: Duration,
@@ -262,7 +235,7 @@ pub async fn follow_all(
         bar.set_message("PENDING");
         bar.enable_steady_tick(Duration::from_millis(200));
         async move {
-            let outcome = follow(client, &image_arn, timeout, interval, |s| {
+            let outcome = follow(images, &image_arn, timeout, interval, |s| {
                 bar.set_position(step_of(&s.state));
                 bar.set_message(s.state.clone());
                 if !tty {

@@ -6,12 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_ec2::types::Filter;
-
-use crate::aws::describe;
-use crate::history;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use kiln_aws::AwsError;
+use kiln_aws::ec2::Ec2Images;
+use kiln_aws::ssm::RunnerConfigs;
+use kiln_aws::store::StateStore;
 
 use crate::template::{TAG_ARCHITECTURE, TAG_PREFIX, TAG_PRESET};
 
@@ -26,7 +25,7 @@ pub enum CleanupError {
         message: String,
     },
     #[error("reading AMI records (the latest ready AMIs) from the state table: {0}")]
-    ReadRecords(#[from] history::HistoryError),
+    ReadRecords(AwsError),
 }
 
 /// One of kiln's AMIs.
@@ -131,58 +130,34 @@ impl Plan {
 
 /// kiln's AMIs in one region (all pages).
 pub async fn list_images(
-    ec2: &aws_sdk_ec2::Client,
+    ec2: &dyn Ec2Images,
     region: &str,
     prefix: &str,
 ) -> Result<Vec<Image>, CleanupError> {
-    let mut pages = ec2
-        .describe_images()
-        .owners("self")
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{TAG_PREFIX}"))
-                .values(prefix)
-                .build(),
-        )
-        .into_paginator()
-        .send();
-    let mut out = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| CleanupError::ListImages {
+    let listed = ec2
+        .list_images(region, TAG_PREFIX, prefix)
+        .await
+        .map_err(|e| CleanupError::ListImages {
             region: region.to_owned(),
-            message: describe(e),
+            message: e.to_string(),
         })?;
-        for image in page.images() {
-            let tag = |key: &str| {
-                image
-                    .tags()
-                    .iter()
-                    .find(|t| t.key() == Some(key))
-                    .and_then(|t| t.value())
-                    .map(str::to_owned)
-            };
-            // The prefix filter already matched; an image without a preset tag was
-            // not made by kiln's pipelines, so it is not ours to delete.
-            let (Some(id), Some(preset)) = (image.image_id(), tag(TAG_PRESET)) else {
-                continue;
-            };
-            out.push(Image {
-                id: id.to_owned(),
-                name: image.name().unwrap_or_default().to_owned(),
+    // The prefix tag already matched; an image without a preset tag was not made by
+    // kiln's pipelines, so it is not ours to delete.
+    Ok(listed
+        .into_iter()
+        .filter_map(|image| {
+            let preset = image.tags.get(TAG_PRESET)?.clone();
+            Some(Image {
+                architecture: image.tags.get(TAG_ARCHITECTURE).cloned(),
+                id: image.id,
+                name: image.name,
                 preset,
-                architecture: tag(TAG_ARCHITECTURE),
                 region: region.to_owned(),
-                created: image.creation_date().unwrap_or_default().to_owned(),
-                snapshots: image
-                    .block_device_mappings()
-                    .iter()
-                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
-                    .map(str::to_owned)
-                    .collect(),
-            });
-        }
-    }
-    Ok(out)
+                created: image.created,
+                snapshots: image.snapshots,
+            })
+        })
+        .collect())
 }
 
 /// Newest first (then by id, so equal times list stably).
@@ -210,62 +185,45 @@ pub fn render_images(images: &[Image]) -> String {
 
 /// AMI ids the runner configs of one region point at (`amiId`), with the parameter.
 pub async fn referenced_by_configs(
-    ssm: &aws_sdk_ssm::Client,
+    configs: &dyn RunnerConfigs,
     region: &str,
     prefix: &str,
 ) -> Result<BTreeMap<String, String>, CleanupError> {
     let path = format!("/{prefix}/configs/");
-    let mut pages = ssm
-        .get_parameters_by_path()
-        .path(&path)
-        .recursive(true)
-        .into_paginator()
-        .send();
-    let mut out = BTreeMap::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| CleanupError::ReadConfigs {
+    let params = configs
+        .list(region, &path)
+        .await
+        .map_err(|e| CleanupError::ReadConfigs {
             region: region.to_owned(),
             path: path.clone(),
-            message: describe(e),
+            message: e.to_string(),
         })?;
-        for p in page.parameters() {
-            if let (Some(name), Some(value)) = (p.name(), p.value())
-                && let Some(ami) = kiln_shared::runner_config::ami_of(value)
-            {
-                out.insert(ami, format!("runner config {name} ({region})"));
-            }
-        }
-    }
-    Ok(out)
+    Ok(params
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let ami = kiln_shared::runner_config::ami_of(&value)?;
+            Some((ami, format!("runner config {name} ({region})")))
+        })
+        .collect())
 }
 
 /// AMI ids of the AMI records (each preset's latest ready image, every region).
+/// An unreadable record makes the whole read fail: what it protects is unknown.
 pub async fn referenced_by_records(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
+    store: &dyn StateStore,
 ) -> Result<BTreeMap<String, String>, CleanupError> {
-    let items = history::query_record_type(dynamodb, table, "AMI").await?;
+    let records = store.list_ami().await.map_err(CleanupError::ReadRecords)?;
+    if let Some(bad) = records.unreadable.first() {
+        return Err(CleanupError::ReadRecords(AwsError::invalid(
+            "dynamodb:Query",
+            format!("unreadable AMI record {}: {}", bad.job_id, bad.reason),
+        )));
+    }
     let mut out = BTreeMap::new();
-    for item in items {
-        let preset = match item.get("preset") {
-            Some(AttributeValue::S(p)) => p.clone(),
-            _ => "?".into(),
-        };
-        let mut add = |ami: &str| {
-            out.insert(
-                ami.to_owned(),
-                format!("the latest ready image of {preset} (state table)"),
-            );
-        };
-        if let Some(AttributeValue::S(ami)) = item.get("amiId") {
-            add(ami);
-        }
-        if let Some(AttributeValue::M(amis)) = item.get("amis") {
-            for v in amis.values() {
-                if let AttributeValue::S(ami) = v {
-                    add(ami);
-                }
-            }
+    for record in &records {
+        let who = format!("the latest ready image of {} (state table)", record.preset);
+        for ami in record.ami_id.iter().chain(record.amis.values()) {
+            out.insert(ami.clone(), who.clone());
         }
     }
     Ok(out)
@@ -281,23 +239,16 @@ pub struct Failure {
 
 /// Deregisters each image, then deletes its snapshots (a snapshot of a registered AMI
 /// cannot be deleted). Returns the failures.
-pub async fn execute(
-    clients: &BTreeMap<String, aws_sdk_ec2::Client>,
-    plan: &Plan,
-    mut log: impl FnMut(&str),
-) -> Vec<Failure> {
+pub async fn execute(ec2: &dyn Ec2Images, plan: &Plan, mut log: impl FnMut(&str)) -> Vec<Failure> {
     let mut failures = Vec::new();
     for image in &plan.delete {
-        let Some(ec2) = clients.get(&image.region) else {
-            continue;
-        };
         let fail = |message: String| Failure {
             image: image.id.clone(),
             region: image.region.clone(),
             message,
         };
-        if let Err(e) = ec2.deregister_image().image_id(&image.id).send().await {
-            failures.push(fail(format!("deregister: {}", describe(e))));
+        if let Err(e) = ec2.deregister_image(&image.region, &image.id).await {
+            failures.push(fail(format!("deregister: {e}")));
             continue;
         }
         log(&format!(
@@ -305,11 +256,9 @@ pub async fn execute(
             image.region, image.preset, image.id
         ));
         for snapshot in &image.snapshots {
-            match ec2.delete_snapshot().snapshot_id(snapshot).send().await {
+            match ec2.delete_snapshot(&image.region, snapshot).await {
                 Ok(_) => log(&format!("deleted snapshot {} {snapshot}", image.region)),
-                Err(e) => {
-                    failures.push(fail(format!("delete snapshot {snapshot}: {}", describe(e))))
-                }
+                Err(e) => failures.push(fail(format!("delete snapshot {snapshot}: {e}"))),
             }
         }
     }

@@ -44,7 +44,7 @@ impl AwsArgs {
     pub fn table_name(&self) -> String {
         self.table
             .clone()
-            .unwrap_or_else(|| crate::template::table_name(&self.prefix))
+            .unwrap_or_else(|| kiln_shared::table::table_name(&self.prefix))
     }
 }
 
@@ -135,6 +135,7 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Run the whole system locally: emulators, the local Image Builder, the Lambdas and
     /// the Worker under `wrangler dev`; apply the presets and start the first builds.
+    #[cfg(feature = "dev")]
     Dev(DevArgs),
 }
 
@@ -234,6 +235,7 @@ mod tests {
     }
 }
 
+#[cfg(feature = "dev")]
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
     #[arg(long, default_value = "presets")]

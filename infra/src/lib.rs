@@ -2,8 +2,11 @@
 //!
 //! - [`presets`]: read and validate a presets directory;
 //! - [`template`]: render the CloudFormation template (`kiln synth`);
-//! - [`build`], [`history`], [`cleanup`], [`status`]: the operating commands, on real
-//!   AWS SDK clients (or any endpoint speaking the same APIs).
+//! - [`build`], [`history`], [`cleanup`]: the operating commands, over the clients of
+//!   the AWS layer ([`kiln_aws`]; [`aws`] builds them from the command line);
+//! - [`status`]: `kiln status` / `kiln wait` against the public `/status`;
+//! - `dev` (feature `dev`, on by default): `kiln dev`, the local stack of
+//!   `kiln_devstack`.
 //!
 //! `main.rs` only parses arguments and prints; every decision lives here.
 
@@ -11,6 +14,7 @@ pub mod aws;
 pub mod build;
 pub mod cleanup;
 pub mod cli;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod history;
 pub mod presets;

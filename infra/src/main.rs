@@ -1,11 +1,12 @@
 //! The `kiln` binary: parse, call the library, print, pick the exit code.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
+use kiln_aws::images::ImageBuilderApi;
+use kiln_aws::store::Unreadable;
 use kiln_infra::cli::{AwsArgs, BuildWait, Cli, Command, RegistryCommand};
 use kiln_infra::presets::LoadError;
 use kiln_infra::status::WaitOutcome;
@@ -67,22 +68,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { preset, wait } => {
-            let client = imagebuilder(&aws).await?;
-            let pipeline = build::pipeline(&client, &aws.prefix, &preset).await?;
-            let arn = build::start(&client, &pipeline).await?;
+            let (clients, _) = aws::clients(&aws).await?;
+            let images = clients.images.as_ref();
+            let pipeline = build::pipeline(images, &aws.prefix, &preset).await?;
+            let arn = build::start(images, &pipeline).await?;
             println!("started {}: {arn}", pipeline.name);
-            follow(&client, vec![(preset, arn)], &wait).await
+            follow(images, vec![(preset, arn)], &wait).await
         }
         Command::BuildAll { wait } => {
-            let client = imagebuilder(&aws).await?;
-            let pipelines = build::pipelines(&client, &aws.prefix).await?;
+            let (clients, _) = aws::clients(&aws).await?;
+            let images = clients.images.as_ref();
+            let pipelines = build::pipelines(images, &aws.prefix).await?;
             if pipelines.is_empty() {
                 return Err(build::BuildError::NoPipelines { prefix: aws.prefix }.into());
             }
             let mut started = Vec::new();
             let mut failed_to_start = 0;
             for p in &pipelines {
-                match build::start(&client, p).await {
+                match build::start(images, p).await {
                     Ok(arn) => {
                         println!("started {}: {arn}", p.name);
                         started.push((p.preset.clone(), arn));
@@ -93,7 +96,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
             }
-            let code = follow(&client, started, &wait).await?;
+            let code = follow(images, started, &wait).await?;
             Ok(if failed_to_start > 0 {
                 ExitCode::FAILURE
             } else {
@@ -106,16 +109,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             images: true,
             regions,
         } => {
-            let home = aws::sdk_config(&aws, None).await?;
+            let (clients, home) = aws::clients(&aws).await?;
             let regions = if regions.is_empty() {
-                vec![aws::region_of(&home)]
+                vec![home]
             } else {
                 cleanup::unique_regions(&regions)
             };
             let mut images = Vec::new();
             for region in &regions {
-                let ec2 = aws_sdk_ec2::Client::new(&aws::sdk_config(&aws, Some(region)).await?);
-                images.extend(cleanup::list_images(&ec2, region, &aws.prefix).await?);
+                images.extend(cleanup::list_images(clients.ec2.as_ref(), region, &aws.prefix).await?);
             }
             if let Some(p) = &preset {
                 images.retain(|i| &i.preset == p);
@@ -136,14 +138,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List { preset, json, .. } => {
-            let client = aws_sdk_dynamodb::Client::new(&aws::sdk_config(&aws, None).await?);
-            let (mut builds, unreadable) = history::load_builds(&client, &aws.table_name()).await?;
-            for u in &unreadable {
-                eprintln!(
-                    "warning: skipped unreadable item {}: {}",
-                    u.job_id, u.reason
-                );
-            }
+            let (clients, _) = aws::clients(&aws).await?;
+            let listing = history::load_builds(clients.store.as_ref()).await?;
+            warn_unreadable(&listing.unreadable);
+            let mut builds = listing.items;
             if let Some(p) = &preset {
                 builds.retain(|b| &b.preset == p);
             }
@@ -213,16 +211,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Registry {
             command: RegistryCommand::Export { out },
         } => {
-            let client = aws_sdk_dynamodb::Client::new(&aws::sdk_config(&aws, None).await?);
-            let table = aws.table_name();
-            let (builds, unreadable) = history::load_builds(&client, &table).await?;
-            for u in &unreadable {
-                eprintln!(
-                    "warning: skipped unreadable item {}: {}",
-                    u.job_id, u.reason
-                );
-            }
-            let preset_items = history::query_record_type(&client, &table, "PRESET").await?;
+            let (clients, _) = aws::clients(&aws).await?;
+            let builds = history::load_builds(clients.store.as_ref()).await?;
+            warn_unreadable(&builds.unreadable);
+            let preset_items = clients.store.list_presets().await?;
+            warn_unreadable(&preset_items.unreadable);
             let templates = history::templates_from_preset_items(&preset_items);
             let registry = history::registry_of(
                 &builds,
@@ -240,6 +233,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "dev")]
         Command::Dev(args) => Ok(ExitCode::from(kiln_infra::dev::run(args).await?)),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
@@ -264,21 +258,24 @@ fn load_presets(dir: &Path) -> Result<Option<Vec<kiln_shared::Preset>>> {
     }
 }
 
-async fn imagebuilder(aws: &AwsArgs) -> Result<aws_sdk_imagebuilder::Client> {
-    Ok(aws_sdk_imagebuilder::Client::new(
-        &aws::sdk_config(aws, None).await?,
-    ))
+fn warn_unreadable(unreadable: &[Unreadable]) {
+    for u in unreadable {
+        eprintln!(
+            "warning: skipped unreadable item {}: {}",
+            u.job_id, u.reason
+        );
+    }
 }
 
 async fn follow(
-    client: &aws_sdk_imagebuilder::Client,
+    images: &dyn ImageBuilderApi,
     started: Vec<(String, String)>,
     wait: &BuildWait,
 ) -> Result<ExitCode> {
     if !wait.wait || started.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let followed = build::follow_all(client, started, wait.timeout, wait.interval).await;
+    let followed = build::follow_all(images, started, wait.timeout, wait.interval).await;
     let report = build::render_outcomes(&followed);
     let failed = followed.iter().filter(|f| !f.outcome.is_success()).count();
     if failed == 0 {
@@ -300,31 +297,27 @@ async fn cleanup(
     dry_run: bool,
     regions: Vec<String>,
 ) -> Result<ExitCode> {
-    let home = aws::sdk_config(aws, None).await?;
+    let (clients, home) = aws::clients(aws).await?;
     let regions = if regions.is_empty() {
-        vec![aws::region_of(&home)]
+        vec![home]
     } else {
         cleanup::unique_regions(&regions)
     };
     // Protection first: if we cannot read what is in use, we delete nothing.
-    let dynamodb = aws_sdk_dynamodb::Client::new(&home);
-    let mut in_use = cleanup::referenced_by_records(&dynamodb, &aws.table_name()).await?;
+    let mut in_use = cleanup::referenced_by_records(clients.store.as_ref()).await?;
     let mut images = Vec::new();
-    let mut clients = BTreeMap::new();
     for region in &regions {
-        let config = aws::sdk_config(aws, Some(region)).await?;
-        let ssm = aws_sdk_ssm::Client::new(&config);
-        in_use.extend(cleanup::referenced_by_configs(&ssm, region, &aws.prefix).await?);
-        let ec2 = aws_sdk_ec2::Client::new(&config);
-        images.extend(cleanup::list_images(&ec2, region, &aws.prefix).await?);
-        clients.insert(region.clone(), ec2);
+        in_use.extend(
+            cleanup::referenced_by_configs(clients.configs.as_ref(), region, &aws.prefix).await?,
+        );
+        images.extend(cleanup::list_images(clients.ec2.as_ref(), region, &aws.prefix).await?);
     }
     let plan = cleanup::plan(images, keep_latest, &in_use);
     print!("{}", plan.render(dry_run));
     if dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    let failures = cleanup::execute(&clients, &plan, |line| println!("{line}")).await;
+    let failures = cleanup::execute(clients.ec2.as_ref(), &plan, |line| println!("{line}")).await;
     if failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Tag};
 use common::*;
 use kiln_devstack::emulators::Moto;
-use kiln_lambdas::store::{Cas, DynamoStore, PresetItem, StateStore};
+use kiln_aws::store::{Cas, DynamoStore, PresetItem, StateStore};
 use kiln_shared::build::BuildRecord;
 use kiln_shared::preset::{PresetSource, parse_all};
 use kiln_shared::{AmiRecord, Architecture, BuildStatus, ImageState, time};
@@ -44,7 +44,7 @@ async fn run_kiln(moto: &Moto, args: &[&str]) -> std::process::Output {
 
 /// The table as the Lambdas create it (same key schema and GSI as the template).
 async fn create_table(client: &aws_sdk_dynamodb::Client) {
-    kiln_lambdas::store::create_table(client, TABLE)
+    kiln_aws::store::create_table(client, TABLE)
         .await
         .expect("table created");
 }

@@ -131,7 +131,7 @@ async fn the_template_table_is_the_table_the_lambdas_create() {
     }
     let moto = kiln_devstack::emulators::Moto::start().await.unwrap();
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config("us-east-1"));
-    kiln_lambdas::store::create_table(&client, "t")
+    kiln_aws::store::create_table(&client, "t")
         .await
         .unwrap();
     let table = client

@@ -1,5 +1,10 @@
-//! The state table's names and key formats: the one home for the CloudFormation
-//! template, the Lambdas, the CLI and the tests (see DESIGN.md, "AWS resources").
+//! A deployment's names and the state table's key formats: the one home for the
+//! CloudFormation template, the Lambdas, the CLI and the tests (see DESIGN.md, "AWS
+//! resources").
+
+/// The prefix of every name of a deployment when none is given: pipelines
+/// `<prefix>-<preset>`, parameters `/<prefix>/…`, the table `<prefix>-state`.
+pub const DEFAULT_PREFIX: &str = "spot-runner";
 
 /// The table of a deployment: `<prefix>-state`.
 pub fn table_name(prefix: &str) -> String {
@@ -43,6 +48,9 @@ mod tests {
         assert_eq!(table_name("ci"), "ci-state");
         assert_eq!(ami_job_id("linux-x64"), "AMI#linux-x64");
         assert_eq!(preset_job_id("linux-x64"), "PRESET#linux-x64");
-        assert_eq!(build_job_id("linux-x64", "1.0.0/3"), "BUILD#linux-x64#1.0.0/3");
+        assert_eq!(
+            build_job_id("linux-x64", "1.0.0/3"),
+            "BUILD#linux-x64#1.0.0/3"
+        );
     }
 }

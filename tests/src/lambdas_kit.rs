@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use kiln_devstack::imagebuilder::{LocalImageBuilder, Options, PipelineSpec, Timing};
 use kiln_devstack::{DynamoBackend, LocalAws, started_or_skip};
-use kiln_lambdas::ami_update::{EventAck, HandlerError, handle_event};
-use kiln_lambdas::faults::FaultPlan;
+use kiln_lambdas::ami_update::{EventAck, handle_event};
+use kiln_lambdas::observe::HandlerError;
+use kiln_aws::mock::faults::FaultPlan;
 use kiln_lambdas::{Config, Deps, Endpoints};
 use kiln_shared::preset::{PresetSource, parse_one};
 use kiln_shared::{ImageState, Preset};
@@ -72,7 +73,7 @@ impl LambdaWorld {
         .unwrap();
         let events = ib.subscribe();
         let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
-        kiln_lambdas::store::create_table(&ddb, TABLE)
+        kiln_aws::store::create_table(&ddb, TABLE)
             .await
             .expect("table created");
         let mut config = Config::new(TABLE, REGION);
@@ -85,6 +86,7 @@ impl LambdaWorld {
                 dynamodb: Some(aws.dynamodb_endpoint()),
                 ssm: None,
                 imagebuilder: Some(ib.endpoint()),
+                ec2: None,
             },
         )
         .with_faults(plan.clone());

@@ -1,4 +1,5 @@
 //! placeholder until its issue lands
+pub mod bins;
 pub mod chromium;
 pub mod fixtures;
 pub mod lambdas_kit;

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use kiln_devstack::DynamoBackend;
 use kiln_lambdas::ami_update::handle_event;
-use kiln_lambdas::faults::FaultPlan;
+use kiln_aws::mock::faults::FaultPlan;
 use kiln_lambdas::{Config, Deps, Endpoints};
 use kiln_shared::ImageState;
 use kiln_tests::lambdas_kit::*;
@@ -69,6 +69,7 @@ async fn aws_calls_per_event_and_status() {
             dynamodb: Some(w.aws.dynamodb_endpoint()),
             ssm: None,
             imagebuilder: Some(w.ib.endpoint()),
+            ec2: None,
         },
     )
     .with_faults(quiet_plan.clone());

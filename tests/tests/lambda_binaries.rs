@@ -1,7 +1,7 @@
 //! The four unmodified Lambda binaries under devstack's local Lambda runtime (Runtime
 //! API, Invoke API, Function URL front), against moto + the local Image Builder, whose
 //! events go straight to the running `ami-update` like an EventBridge target.
-//! Lives in this crate so cargo builds the binaries for it (`CARGO_BIN_EXE_*`).
+//! The binaries come from the workspace build ([`kiln_tests::bins`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 const REGION: &str = "us-east-1";
 const SECRET: &str = "binaries-test-secret";
-const X64: &str = include_str!("fixtures/presets/linux-x64.yaml");
-const CREATE: &str = include_str!("fixtures/events/custom-resource-create.json");
+const X64: &str = include_str!("../../lambdas/tests/fixtures/presets/linux-x64.yaml");
+const CREATE: &str = include_str!("../../lambdas/tests/fixtures/events/custom-resource-create.json");
 
 async fn response_url() -> (String, Arc<Mutex<Vec<Value>>>) {
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -58,7 +58,7 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     )
     .unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
-    kiln_lambdas::store::create_table(&ddb, "kiln")
+    kiln_aws::store::create_table(&ddb, "kiln")
         .await
         .unwrap();
 
@@ -71,8 +71,8 @@ async fn binaries_run_under_the_local_lambda_runtime() {
             ("AWS_ENDPOINT_URL_IMAGEBUILDER".to_owned(), ib.endpoint()),
         ])
         .collect();
-    let function = |name: &str, bin: &str| FunctionSpec::new(name, bin).envs(env.clone());
-    let ami_update = LocalLambda::start(function("ami-update", env!("CARGO_BIN_EXE_ami-update")))
+    let function = |name: &str, bin: std::path::PathBuf| FunctionSpec::new(name, bin).envs(env.clone());
+    let ami_update = LocalLambda::start(function("ami-update", kiln_tests::bins::bin("ami-update")))
         .await
         .unwrap();
     ib.add_http_sink(&ami_update.invoke_url());
@@ -87,7 +87,7 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     let mut create: Value = serde_json::from_str(CREATE).unwrap();
     create["ResponseURL"] = url.into();
     create["ResourceProperties"]["Presets"] = serde_json::to_string(&preset).unwrap().into();
-    let init = LocalLambda::start(function("preset-init", env!("CARGO_BIN_EXE_preset-init")))
+    let init = LocalLambda::start(function("preset-init", kiln_tests::bins::bin("preset-init")))
         .await
         .unwrap();
     let out = init.invoke(&create).await.unwrap();
@@ -99,8 +99,8 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     ib.wait_terminal(&image.arn, Duration::from_secs(20))
         .await
         .unwrap();
-    let store = kiln_lambdas::store::DynamoStore::new(ddb.clone(), "kiln");
-    use kiln_lambdas::store::StateStore;
+    let store = kiln_aws::store::DynamoStore::new(ddb.clone(), "kiln");
+    use kiln_aws::store::StateStore;
     let mut ready = None;
     for _ in 0..100 {
         let r = store.get_ami("linux-x64").await.unwrap().unwrap();
@@ -133,7 +133,7 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     // status-origin behind a Function URL: signed requests only, signed answers.
     let origin = LocalLambda::start(function(
         "status-origin",
-        env!("CARGO_BIN_EXE_status-origin"),
+        kiln_tests::bins::bin("status-origin"),
     ))
     .await
     .unwrap();
@@ -162,7 +162,7 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     assert_eq!(body, json!({"error": "invalid or missing signature"}));
 
     // reconcile on its schedule: nothing stale.
-    let reconcile = LocalLambda::start(function("reconcile", env!("CARGO_BIN_EXE_reconcile")))
+    let reconcile = LocalLambda::start(function("reconcile", kiln_tests::bins::bin("reconcile")))
         .await
         .unwrap();
     let out = reconcile

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use kiln_devstack::DynamoBackend;
 use kiln_lambdas::ami_update::{EventAck, Ignored, handle_event};
-use kiln_lambdas::faults::{Fault, Rule};
+use kiln_aws::mock::faults::{Fault, Rule};
 use kiln_shared::signing::{self, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER};
 use kiln_shared::state::{BuildStatus, NoOp};
 use kiln_shared::{ImageState, StatusReport};
@@ -53,7 +53,7 @@ async fn ingest_server() -> (String, Pushes) {
     (url, pushes)
 }
 
-fn processed(ack: EventAck) -> kiln_lambdas::ami_update::Outcome {
+fn processed(ack: EventAck) -> kiln_lambdas::observe::Outcome {
     match ack {
         EventAck::Processed(o) => *o,
         other => panic!("expected processing, got {other:?}"),

@@ -181,9 +181,9 @@ async fn custom_resource_create_update_delete_always_answer() {
     assert!(w.deps.store.get_ami("ghost").await.unwrap().is_none());
 
     // Work that would outlive the Lambda's deadline is cut off and answered FAILED.
-    w.plan.add(kiln_lambdas::faults::Rule::new(
+    w.plan.add(kiln_aws::mock::faults::Rule::new(
         Some("dynamodb:Query"),
-        kiln_lambdas::faults::Fault::Timeout(Duration::from_secs(2)),
+        kiln_aws::mock::faults::Fault::Timeout(Duration::from_secs(2)),
     ));
     let slow = handle_custom_resource(
         &w.deps,

@@ -53,11 +53,12 @@ use kiln_devstack::imagebuilder::{
 };
 use kiln_devstack::{DynamoBackend, LocalAws, started_or_skip};
 use kiln_lambdas::ami_update::{EventAck, handle_event};
-use kiln_lambdas::faults::{Fault, FaultPlan, Rule};
+use kiln_aws::mock::faults::{Fault, FaultPlan, Rule};
 use kiln_lambdas::reconcile::{is_stale, reconcile};
-use kiln_lambdas::runner_configs::RunnerConfigs;
-use kiln_lambdas::store::{Cas, PresetItem, StateStore, VersionedBuild};
-use kiln_lambdas::{AwsError, BoxFut, Config, Deps, Endpoints};
+use kiln_aws::ssm::RunnerConfigs;
+use kiln_aws::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
+use kiln_aws::{AwsError, BoxFut};
+use kiln_lambdas::{Config, Deps, Endpoints};
 use kiln_shared::build::BuildRecord;
 use kiln_shared::state::{self, AmiRecord, Transition};
 use kiln_shared::{Architecture, ImageState, ImageStateChange, Observation, time};
@@ -225,7 +226,7 @@ impl<'a> Worker<'a> {
         .expect("local Image Builder starts");
         let table = format!("kiln-model-{n}");
         let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
-        kiln_lambdas::store::create_table(&ddb, &table)
+        kiln_aws::store::create_table(&ddb, &table)
             .await
             .expect("table created");
         let clean = deps(aws, &ib, &table);
@@ -626,6 +627,7 @@ fn deps(aws: &LocalAws, ib: &LocalImageBuilder, table: &str) -> Deps {
             dynamodb: Some(aws.dynamodb_endpoint()),
             ssm: None,
             imagebuilder: Some(ib.endpoint()),
+            ec2: None,
         },
     )
 }
@@ -654,11 +656,14 @@ fn sabotage() -> Option<Sabotage> {
 
 fn sabotaged(d: Deps) -> Deps {
     let Some(how) = sabotage() else { return d };
-    let (store, configs): (Arc<dyn StateStore>, Arc<dyn RunnerConfigs>) = match how {
-        Sabotage::BlindCas | Sabotage::NoCasRetry => (Arc::new(Broken(d.store, how)), d.configs),
-        Sabotage::HomeOnlySsm => (d.store, Arc::new(Broken(d.configs, how))),
-    };
-    Deps::new(d.config, store, configs, d.images, d.edge)
+    let mut clients = d.clients();
+    match how {
+        Sabotage::BlindCas | Sabotage::NoCasRetry => {
+            clients.store = Arc::new(Broken(clients.store, how));
+        }
+        Sabotage::HomeOnlySsm => clients.configs = Arc::new(Broken(clients.configs, how)),
+    }
+    d.with_clients(clients)
 }
 
 /// A deliberately broken client (only with `KILN_MODEL_SABOTAGE`).
@@ -686,7 +691,7 @@ impl<T: StateStore + ?Sized> StateStore for Broken<T> {
             }
         })
     }
-    fn list_ami(&self) -> BoxFut<'_, Result<Vec<AmiRecord>, AwsError>> {
+    fn list_ami(&self) -> BoxFut<'_, Result<Listing<AmiRecord>, AwsError>> {
         self.0.list_ami()
     }
     fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
@@ -698,7 +703,7 @@ impl<T: StateStore + ?Sized> StateStore for Broken<T> {
     fn delete_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), AwsError>> {
         self.0.delete_preset(name)
     }
-    fn list_presets(&self) -> BoxFut<'_, Result<Vec<PresetItem>, AwsError>> {
+    fn list_presets(&self) -> BoxFut<'_, Result<Listing<PresetItem>, AwsError>> {
         self.0.list_presets()
     }
     fn get_build<'a>(
@@ -714,7 +719,7 @@ impl<T: StateStore + ?Sized> StateStore for Broken<T> {
     ) -> BoxFut<'a, Result<Cas, AwsError>> {
         self.0.put_build(record, expected_rev)
     }
-    fn list_builds(&self) -> BoxFut<'_, Result<Vec<BuildRecord>, AwsError>> {
+    fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>> {
         self.0.list_builds()
     }
 }
@@ -738,6 +743,13 @@ impl<T: RunnerConfigs + ?Sized> RunnerConfigs for Broken<T> {
         } else {
             Box::pin(async { Ok(()) })
         }
+    }
+    fn list<'a>(
+        &'a self,
+        region: &'a str,
+        path: &'a str,
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>> {
+        self.0.list(region, path)
     }
 }
 

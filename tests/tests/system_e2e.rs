@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use kiln_devstack::ProcessError;
 use kiln_devstack::imagebuilder::Fate;
-use kiln_infra::dev::{DevError, DevOptions, DevStack};
+use kiln_devstack::stack::{DevError, DevOptions, DevStack};
 use kiln_shared::{OverallStatus, PresetStatus, StatusReport};
 use kiln_tests::chromium::{Browser, BrowserOptions, chromium_available};
 use kiln_tests::tools::{repo_root, tools_required};
@@ -24,7 +24,7 @@ fn built_artifacts() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "kiln-lambdas", "--bins"])
+            .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(repo_root())
             .status()
             .expect("run cargo build");

@@ -1,0 +1,339 @@
+//! The whole system on one machine, with no cloud account: what `kiln dev` runs and the
+//! end-to-end tests drive.
+//!
+//! Every part a deployment has, running for real: DynamoDB Local and moto for the AWS
+//! APIs, the local Image Builder endpoint (the one AWS service with no emulator), the
+//! unmodified Lambda binaries under a local Lambda Runtime API, and the Worker under
+//! `wrangler dev` pulling from the status-origin's Function URL. Presets are applied
+//! through the same code as the `preset-init` custom resource, which starts the first
+//! builds. The end-to-end tests drive exactly this assembly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use kiln_aws::sdk::Endpoints;
+use kiln_lambdas::config::Config;
+use kiln_lambdas::deps::Deps;
+use kiln_shared::{ImageState, Preset};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::imagebuilder::{self, EventFaults, LocalImageBuilder, PipelineSpec, Timing};
+use crate::lambda::{FunctionSpec, FunctionUrl, LambdaError, LocalLambda};
+use crate::process::{Output, ProcessError};
+use crate::wrangler::{EdgeVars, WranglerDev};
+use crate::{DynamoBackend, LocalAws};
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub presets: Vec<Preset>,
+    pub prefix: String,
+    pub region: String,
+    /// Simulated duration of one image build.
+    pub build_time: Duration,
+    /// Presets whose first build fails (in TESTING, like a failed validation test).
+    pub fail: Vec<String>,
+    /// Lose every state-change event: only reconciliation can heal the state.
+    pub drop_events: bool,
+    /// Port of the Worker (`None`: a free one).
+    pub edge_port: Option<u16>,
+    /// HMAC secret shared by the Worker and the Lambdas (a fresh one per run by default).
+    pub secret: String,
+    /// Directory holding the Lambda binaries (`ami-update`, …).
+    pub lambda_dir: PathBuf,
+    pub dynamodb: DynamoBackend,
+    /// How often the `reconcile` Lambda runs (its EventBridge schedule in AWS).
+    pub reconcile_every: Duration,
+    /// A `building` record older than this is checked against Image Builder.
+    pub stale_after: Duration,
+    /// Worker cache TTL.
+    pub edge_cache_ttl_secs: u32,
+    /// Lambda output: a log file each (default) or this terminal.
+    pub lambda_output: Output,
+}
+
+impl DevOptions {
+    pub fn new(presets: Vec<Preset>, lambda_dir: PathBuf) -> Self {
+        DevOptions {
+            presets,
+            prefix: kiln_shared::table::DEFAULT_PREFIX.to_owned(),
+            region: crate::emulators::DEFAULT_REGION.to_owned(),
+            build_time: Duration::from_secs(12),
+            fail: Vec::new(),
+            drop_events: false,
+            edge_port: None,
+            secret: format!("kiln-dev-{}", uuid_like()),
+            lambda_dir,
+            dynamodb: DynamoBackend::DynamoDbLocal,
+            reconcile_every: Duration::from_secs(20),
+            stale_after: Duration::from_secs(20),
+            edge_cache_ttl_secs: 2,
+            lambda_output: Output::LogFile,
+        }
+    }
+}
+
+/// A fresh random secret per run (122 random bits from the OS RNG).
+fn uuid_like() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Lambda(#[from] LambdaError),
+    #[error(transparent)]
+    ImageBuilder(#[from] imagebuilder::ImageBuilderError),
+    #[error("Lambda binary {0} not found: build it with `cargo build -p kiln-lambdas --bins`")]
+    MissingBinary(PathBuf),
+    #[error("--fail names {0}, which is not a preset (known: {1})")]
+    UnknownPreset(String, String),
+    #[error("creating the state table: {0}")]
+    Table(String),
+    #[error("applying presets (preset-init): {0}")]
+    Apply(String),
+    #[error("{0}")]
+    Presets(String),
+}
+
+/// The running local system. Dropping it stops every process it started.
+pub struct DevStack {
+    pub options: DevOptions,
+    // Field order is drop order: the Worker and the Lambdas go before the emulators.
+    reconcile_task: JoinHandle<()>,
+    pub edge: WranglerDev,
+    origin_url: Option<FunctionUrl>,
+    origin_port: u16,
+    pub ami_update: Arc<LocalLambda>,
+    pub reconcile: Arc<LocalLambda>,
+    pub status_origin: LocalLambda,
+    pub imagebuilder: LocalImageBuilder,
+    pub aws: LocalAws,
+    /// Library access to the same state (what the tests inspect).
+    pub deps: Deps,
+}
+
+impl Drop for DevStack {
+    fn drop(&mut self) {
+        self.reconcile_task.abort();
+    }
+}
+
+/// The Lambda binaries `kiln dev` runs.
+pub const FUNCTIONS: [&str; 3] = ["status-origin", "ami-update", "reconcile"];
+
+impl DevStack {
+    /// Starts everything, applies the presets (which starts the first builds) and returns
+    /// once the Worker answers. `progress` receives one line per step.
+    pub async fn start(options: DevOptions, progress: impl Fn(&str)) -> Result<DevStack, DevError> {
+        for f in FUNCTIONS {
+            let path = options.lambda_dir.join(f);
+            if !path.is_file() {
+                return Err(DevError::MissingBinary(path));
+            }
+        }
+        for name in &options.fail {
+            if !options.presets.iter().any(|p| &p.name == name) {
+                let known: Vec<&str> = options.presets.iter().map(|p| p.name.as_str()).collect();
+                return Err(DevError::UnknownPreset(name.clone(), known.join(", ")));
+            }
+        }
+        let table = kiln_shared::table::table_name(&options.prefix);
+
+        progress("starting DynamoDB Local and moto");
+        let aws = LocalAws::start(options.dynamodb, &options.region).await?;
+        let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
+        kiln_aws::store::create_table(&ddb, &table)
+            .await
+            .map_err(|e| DevError::Table(e.to_string()))?;
+
+        progress("starting the local EC2 Image Builder endpoint");
+        let imagebuilder = LocalImageBuilder::start(imagebuilder::Options {
+            region: options.region.clone(),
+            timing: Timing::total(options.build_time),
+            ..Default::default()
+        })
+        .await?;
+        for preset in &options.presets {
+            let pipeline = preset.pipeline_name(&options.prefix);
+            let mut spec = PipelineSpec::new(&pipeline, preset.regions_or(&options.region))
+                .architecture(preset.architecture);
+            spec.recipe_name = Some(preset.name.clone());
+            spec.recipe_version = Some(preset.semantic_version());
+            imagebuilder.register_pipeline(spec)?;
+            if options.fail.contains(&preset.name) {
+                imagebuilder.fail_next_build(
+                    &pipeline,
+                    ImageState::Testing,
+                    "validation test 'docker' failed: exit status 1",
+                );
+            }
+        }
+        if options.drop_events {
+            imagebuilder.set_event_faults(EventFaults::drop_all());
+        }
+
+        let mut env = aws.env();
+        env.push((
+            "AWS_ENDPOINT_URL_IMAGEBUILDER".into(),
+            imagebuilder.endpoint(),
+        ));
+        env.extend(
+            [
+                ("KILN_TABLE", table.clone()),
+                ("KILN_PREFIX", options.prefix.clone()),
+                ("KILN_ORIGIN_SECRET", options.secret.clone()),
+                (
+                    "KILN_STALE_AFTER_SECS",
+                    options.stale_after.as_secs().to_string(),
+                ),
+                ("KILN_STATUS_RECONCILE_MEMO_SECS", "2".to_owned()),
+                ("RUST_LOG", "info".to_owned()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        let function = |name: &str, extra: &[(String, String)]| {
+            FunctionSpec::new(name, options.lambda_dir.join(name))
+                .envs(env.iter().cloned())
+                .envs(extra.iter().cloned())
+                .output(options.lambda_output)
+        };
+
+        progress("starting status-origin behind a local Function URL");
+        let status_origin = LocalLambda::start(function("status-origin", &[])).await?;
+        let origin_url = status_origin.serve_function_url(None).await?;
+        let origin_port = origin_url.port();
+
+        progress("starting the Worker under wrangler dev");
+        let mut vars = EdgeVars::new(&origin_url.url(), &options.secret);
+        vars.cache_ttl_secs = options.edge_cache_ttl_secs;
+        vars.page_refresh_secs = 5;
+        let edge = WranglerDev::start_edge(&vars, options.edge_port).await?;
+
+        progress("starting ami-update and reconcile");
+        let push = [("KILN_EDGE_URL".to_owned(), edge.url().to_owned())];
+        let (ami_update, reconcile) = tokio::join!(
+            LocalLambda::start(function("ami-update", &push)),
+            LocalLambda::start(function("reconcile", &push)),
+        );
+        let ami_update = Arc::new(ami_update?);
+        let reconcile = Arc::new(reconcile?);
+        // The EventBridge rule: state changes go to ami-update's Invoke API.
+        imagebuilder.add_http_sink(&ami_update.invoke_url());
+        let reconcile_task = tokio::spawn(run_schedule(reconcile.clone(), options.reconcile_every));
+
+        let mut config = Config::new(table, options.region.clone());
+        config.prefix = options.prefix.clone();
+        config.origin_secret = Some(options.secret.clone());
+        let deps = Deps::from_sdk(
+            config,
+            &aws.moto_config(&options.region),
+            &Endpoints {
+                dynamodb: Some(aws.dynamodb_endpoint()),
+                ssm: Some(aws.moto.endpoint()),
+                imagebuilder: Some(imagebuilder.endpoint()),
+                ec2: Some(aws.moto.endpoint()),
+            },
+        );
+
+        progress("applying presets (preset-init) and starting the first builds");
+        kiln_lambdas::preset_init::apply_presets(&deps, &options.presets, Utc::now())
+            .await
+            .map_err(|e| DevError::Apply(e.to_string()))?;
+
+        Ok(DevStack {
+            options,
+            reconcile_task,
+            edge,
+            origin_url: Some(origin_url),
+            origin_port,
+            ami_update,
+            reconcile,
+            status_origin,
+            imagebuilder,
+            aws,
+            deps,
+        })
+    }
+
+    /// The readiness page.
+    pub fn page_url(&self) -> String {
+        format!("{}/", self.edge.url())
+    }
+
+    /// The public JSON status.
+    pub fn status_url(&self) -> String {
+        format!("{}/status", self.edge.url())
+    }
+
+    /// The origin's Function URL, while it runs.
+    pub fn origin_url(&self) -> Option<String> {
+        self.origin_url.as_ref().map(FunctionUrl::url)
+    }
+
+    /// Takes the origin off the network (the Worker must then serve stale snapshots).
+    pub fn stop_origin(&mut self) {
+        self.origin_url = None;
+    }
+
+    /// Brings the origin back on the same port.
+    pub async fn start_origin(&mut self) -> Result<(), DevError> {
+        if self.origin_url.is_none() {
+            self.origin_url = Some(
+                self.status_origin
+                    .serve_function_url(Some(self.origin_port))
+                    .await?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Where the Lambda logs go.
+    pub fn log_paths(&self) -> Vec<(String, PathBuf)> {
+        [
+            ("status-origin", self.status_origin.log_path()),
+            ("ami-update", self.ami_update.log_path()),
+            ("reconcile", self.reconcile.log_path()),
+        ]
+        .into_iter()
+        .filter_map(|(n, p)| p.map(|p| (n.to_owned(), p)))
+        .collect()
+    }
+}
+
+/// The reconcile schedule: invoke the real `reconcile` binary with a Scheduled Event.
+async fn run_schedule(reconcile: Arc<LocalLambda>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await; // the first tick is immediate; the first builds need no healing yet
+    loop {
+        tick.tick().await;
+        let event = json!({
+            "version": "0",
+            "id": format!("kiln-dev-{}", Utc::now().timestamp_millis()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": kiln_shared::time::format(Utc::now()),
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/kiln-dev-reconcile"],
+            "detail": {}
+        });
+        if let Err(e) = reconcile.invoke(&event).await {
+            tracing::warn!(error = %e, "scheduled reconcile failed");
+        }
+    }
+}
+
+/// Where `kiln dev` finds the Lambda binaries by default: beside its own executable
+/// (`target/debug/kiln` → `target/debug/ami-update`).
+pub fn default_lambda_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target/debug"))
+}

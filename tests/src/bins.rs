@@ -1,0 +1,40 @@
+//! The workspace's binaries (the four Lambdas, `kiln`) for the tests that run them.
+//!
+//! Built once per test process with `cargo build --workspace --bins`: the same feature
+//! set as `make test`'s own build step, so this is a no-op there and never recompiles
+//! the AWS SDK crates with a `-p` feature set of its own.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root (the workspace's directory).
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `target/debug` after the workspace binaries are built.
+pub fn bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the workspace binaries failed");
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"))
+            .join("debug")
+    })
+    .clone()
+}
+
+/// One of the workspace's binaries, built.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
