@@ -16,6 +16,7 @@ mod events;
 mod functions;
 mod iam;
 mod ids;
+pub mod limits;
 mod parameters;
 mod pipelines;
 mod stack;
@@ -71,6 +72,10 @@ pub enum SynthError {
         len: usize,
         max: usize,
     },
+    #[error(
+        "two presets map to the logical id '{0}'; rename one of them (names that differ only in dashes clash)"
+    )]
+    DuplicateLogicalId(String),
     #[error(
         "the template would have {0} resources; CloudFormation allows at most {MAX_RESOURCES}: split the presets across stacks (different --prefix)"
     )]

@@ -14,6 +14,7 @@ mod architecture;
 mod base_image;
 mod cron;
 mod file;
+mod guard;
 mod parse;
 mod validate;
 
@@ -21,6 +22,7 @@ pub use architecture::{Architecture, instance_architecture};
 pub use base_image::{BASE_IMAGE_ALIASES, BaseImage};
 pub use cron::{DEFAULT_SCHEDULE, normalise_cron};
 pub use file::{PresetFile, ValidationTest};
+pub use guard::{MAX_FILE_BYTES, MAX_FLOW_OPENERS};
 pub use parse::{parse_all, parse_one};
 
 use file::KNOWN_FIELDS;
@@ -144,3 +146,6 @@ pub fn json_schema() -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_tests;

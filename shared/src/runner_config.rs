@@ -13,6 +13,63 @@ use crate::time;
 pub const AMI_ID: &str = "amiId";
 pub const AMI_UPDATED_AT: &str = "amiUpdatedAt";
 
+/// Every key kiln writes (the AMI fields, the region, the preset-derived settings): a
+/// preset's free-form `runner:` settings may not set them (validation refuses it).
+pub const OWNED_KEYS: [&str; 11] = [
+    AMI_ID,
+    AMI_UPDATED_AT,
+    "region",
+    "preset",
+    "architecture",
+    "instanceTypes",
+    "labels",
+    "timeoutMinutes",
+    "diskSizeGb",
+    "ports",
+    "estimatedCostPerHour",
+];
+
+/// Largest value of a standard SSM parameter, bytes.
+pub const STANDARD_MAX_BYTES: usize = 4096;
+/// Largest value of an advanced SSM parameter, bytes.
+pub const ADVANCED_MAX_BYTES: usize = 8192;
+
+/// SSM parameter tier a runner config needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterTier {
+    Standard,
+    Advanced,
+}
+
+impl ParameterTier {
+    /// SSM's spelling (`PutParameter`'s `Tier`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParameterTier::Standard => "Standard",
+            ParameterTier::Advanced => "Advanced",
+        }
+    }
+}
+
+/// The tier a config's JSON needs: Standard up to 4 KB, Advanced up to 8 KB, `None`
+/// above (SSM refuses it; validation keeps such presets out).
+pub fn parameter_tier(json: &str) -> Option<ParameterTier> {
+    match json.len() {
+        n if n <= STANDARD_MAX_BYTES => Some(ParameterTier::Standard),
+        n if n <= ADVANCED_MAX_BYTES => Some(ParameterTier::Advanced),
+        _ => None,
+    }
+}
+
+/// The largest config kiln will ever write for a preset: its settings plus the AMI
+/// fields at their longest and the longest region name. Validation sizes this.
+pub fn largest(preset: &Preset) -> String {
+    let mut m = initial(preset, "ap-southeast-99-long");
+    m.insert(AMI_ID.into(), Value::from("ami-0123456789abcdef0"));
+    m.insert(AMI_UPDATED_AT.into(), Value::from("2026-01-27T12:00:00Z"));
+    serde_json::to_string(&Value::Object(m)).expect("map serialises")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// Refuse to overwrite what we cannot read: that would lose an operator's settings.
@@ -186,6 +243,41 @@ mod tests {
         let created = merge_settings(None, &fresh).unwrap();
         assert_eq!(ami_of(&created.json), None);
         assert!(created.json.contains("\"amiId\":null"));
+    }
+
+    #[test]
+    fn owned_keys_are_every_key_kiln_writes() {
+        let source = crate::preset::PresetSource {
+            file: "p.yaml".into(),
+            text: "name: p\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: x\n\
+                   labels: [a]\ntimeout_minutes: 5\ndisk_size_gb: 20\nports: [22]\n\
+                   estimated_cost_per_hour: 0.1\ninstance_types: [m7i]\n"
+                .into(),
+        };
+        let preset = crate::preset::parse_one(&source).unwrap().remove(0);
+        let written: Map<String, Value> = serde_json::from_str(&largest(&preset)).unwrap();
+        let mut keys: Vec<&str> = written.keys().map(String::as_str).collect();
+        let mut owned = OWNED_KEYS.to_vec();
+        keys.sort();
+        owned.sort();
+        assert_eq!(keys, owned);
+    }
+
+    #[test]
+    fn tier_follows_the_size() {
+        assert_eq!(
+            parameter_tier(&"x".repeat(4096)),
+            Some(ParameterTier::Standard)
+        );
+        assert_eq!(
+            parameter_tier(&"x".repeat(4097)),
+            Some(ParameterTier::Advanced)
+        );
+        assert_eq!(
+            parameter_tier(&"x".repeat(8192)),
+            Some(ParameterTier::Advanced)
+        );
+        assert_eq!(parameter_tier(&"x".repeat(8193)), None);
     }
 
     proptest! {

@@ -29,3 +29,17 @@ pub(super) fn sorted(value: Value) -> Value {
         other => other,
     }
 }
+
+/// Adds a resource whose logical id must be new: a clash would silently replace
+/// another preset's resource.
+pub(super) fn insert_new(
+    resources: &mut serde_json::Map<String, Value>,
+    id: String,
+    resource: Value,
+) -> Result<(), super::SynthError> {
+    if resources.contains_key(&id) {
+        return Err(super::SynthError::DuplicateLogicalId(id));
+    }
+    resources.insert(id, resource);
+    Ok(())
+}

@@ -5,8 +5,14 @@ use kiln_shared::Preset;
 use kiln_shared::preset::ValidationTest;
 use serde_json::{Value, json};
 
-/// Image Builder's limit for an inline component document (`Data`).
+/// Image Builder's limit for an inline component document (`Data`): the API model's
+/// `InlineComponentData` has `maxLength: 16000` (characters).
 pub const MAX_DATA_CHARS: usize = 16_000;
+
+/// A document's length as Image Builder counts it (characters, not bytes).
+pub fn data_len(data: &str) -> usize {
+    data.chars().count()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -5,6 +5,7 @@ use kiln_shared::Preset;
 use kiln_shared::preset::BaseImage;
 use serde_json::{Map, Value, json};
 
+use super::cfn::insert_new;
 use super::cfn::{reference, sub};
 use super::{SynthError, TAG_ARCHITECTURE, TAG_PREFIX, TAG_PRESET, TAG_TEMPLATE, component};
 
@@ -35,17 +36,19 @@ pub(super) fn resources(
     let mut component_refs = Vec::new();
     for doc in component::documents(p) {
         let data = doc.render();
-        if data.len() > component::MAX_DATA_CHARS {
+        let len = component::data_len(&data);
+        if len > component::MAX_DATA_CHARS {
             return Err(SynthError::ComponentTooLarge {
                 file: p.source_file.clone(),
                 preset: p.name.clone(),
                 component: doc.kind.as_str(),
-                len: data.len(),
+                len,
                 max: component::MAX_DATA_CHARS,
             });
         }
         let id = format!("{stem}{}Component", doc.kind.logical_suffix());
-        resources.insert(
+        insert_new(
+            resources,
             id.clone(),
             json!({
                 "Type": "AWS::ImageBuilder::Component",
@@ -58,7 +61,7 @@ pub(super) fn resources(
                     "Tags": tags,
                 },
             }),
-        );
+        )?;
         component_refs.push(json!({ "ComponentArn": reference(&id) }));
     }
 
@@ -82,12 +85,14 @@ pub(super) fn resources(
             },
         }]);
     }
-    resources.insert(
+    insert_new(
+        resources,
         format!("{stem}Recipe"),
         json!({ "Type": "AWS::ImageBuilder::ImageRecipe", "Properties": recipe }),
-    );
+    )?;
 
-    resources.insert(
+    insert_new(
+        resources,
         format!("{stem}Infrastructure"),
         json!({
             "Type": "AWS::ImageBuilder::InfrastructureConfiguration",
@@ -103,7 +108,7 @@ pub(super) fn resources(
                 "Tags": tags,
             },
         }),
-    );
+    )?;
 
     let regions: Vec<Value> = if p.regions.is_empty() {
         vec![reference("AWS::Region")]
@@ -123,7 +128,8 @@ pub(super) fn resources(
             })
         })
         .collect();
-    resources.insert(
+    insert_new(
+        resources,
         format!("{stem}Distribution"),
         json!({
             "Type": "AWS::ImageBuilder::DistributionConfiguration",
@@ -134,9 +140,10 @@ pub(super) fn resources(
                 "Tags": tags,
             },
         }),
-    );
+    )?;
 
-    resources.insert(
+    insert_new(
+        resources,
         format!("{stem}Pipeline"),
         json!({
             "Type": "AWS::ImageBuilder::ImagePipeline",
@@ -157,6 +164,6 @@ pub(super) fn resources(
                 "Tags": tags,
             },
         }),
-    );
+    )?;
     Ok(())
 }

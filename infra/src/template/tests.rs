@@ -418,3 +418,27 @@ mod scripts {
         assert_eq!(back["schemaVersion"], 1.0);
     }
 }
+
+#[test]
+fn names_whose_hashed_stem_is_another_name_keep_every_preset() {
+    let yaml = |n: &str| {
+        format!("name: {n}\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: x\n")
+    };
+    let one = synth_default(&presets(&[("a.yaml", &yaml("a-b"))]));
+    let per_preset = one["Resources"].as_object().unwrap().len();
+    let files = [
+        ("a.yaml", yaml("a-b")),
+        ("b.yaml", yaml("a--b")),
+        ("c.yaml", yaml("a-bd44362d6")),
+    ];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    let t = synth_default(&presets(&refs));
+    let pipelines = resources_of_type(&t, "AWS::ImageBuilder::ImagePipeline");
+    assert_eq!(pipelines.len(), 3);
+    // Each preset adds its components, recipe, infrastructure, distribution, pipeline.
+    let preset_resources = 5;
+    assert_eq!(
+        t["Resources"].as_object().unwrap().len(),
+        per_preset + 2 * preset_resources
+    );
+}

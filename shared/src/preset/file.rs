@@ -84,7 +84,8 @@ pub struct PresetFile {
     /// Informational cost estimate, USD per hour.
     #[serde(default)]
     pub estimated_cost_per_hour: Option<f64>,
-    /// Any further runner settings, copied as-is into the SSM runner config.
+    /// Any further runner settings, copied as-is into the SSM runner config. Keys kiln
+    /// writes itself (`amiId`, `amiUpdatedAt`, `region`, `preset`, …) are refused.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub runner: BTreeMap<String, serde_json::Value>,

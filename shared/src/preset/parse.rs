@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::guard;
 use super::validate::validate;
 use super::{KNOWN_FIELDS, Preset, PresetError, PresetErrors, PresetFile, PresetSource};
 
@@ -58,10 +59,27 @@ pub fn parse_one(source: &PresetSource) -> Result<Vec<Preset>, Vec<PresetError>>
         field: field.to_owned(),
         reason,
     };
-    let value: serde_yaml::Value = match serde_yaml::from_str(&source.text) {
+    // A byte-order mark is a valid start of a UTF-8 file, not a second document.
+    let text = source.text.strip_prefix('\u{feff}').unwrap_or(&source.text);
+    if let Some(reason) = guard::check_text(text) {
+        return Err(vec![err("(file)", reason)]);
+    }
+    let value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => return Err(vec![err("(file)", format!("invalid YAML: {e}"))]),
     };
+    let tagged = guard::tagged_fields(&value);
+    if !tagged.is_empty() {
+        return Err(tagged
+            .iter()
+            .map(|field| {
+                err(
+                    field,
+                    "YAML tags (!name) are not supported: remove the tag".into(),
+                )
+            })
+            .collect());
+    }
     let serde_yaml::Value::Mapping(map) = &value else {
         return Err(vec![err(
             "(file)",
@@ -108,7 +126,7 @@ pub fn parse_one(source: &PresetSource) -> Result<Vec<Preset>, Vec<PresetError>>
 
 /// A mapping key as an error's field: quoted when it would otherwise print as nothing
 /// (`"": x`), in YAML spelling when not a string (`1: x`).
-fn field_name(key: &serde_yaml::Value) -> String {
+pub(super) fn field_name(key: &serde_yaml::Value) -> String {
     match key.as_str() {
         Some(s) if s.trim().is_empty() => format!("{s:?}"),
         Some(s) => s.to_owned(),

@@ -6,6 +6,7 @@ use super::architecture::{expanded_suffix, unknown_arch};
 use super::cron::{DEFAULT_SCHEDULE, normalise_cron};
 use super::{Architecture, BaseImage, Preset, PresetError, PresetFile, instance_architecture};
 use crate::region::valid_region;
+use crate::runner_config::{self, ADVANCED_MAX_BYTES, OWNED_KEYS};
 
 pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<PresetError>> {
     let mut errors = Vec::new();
@@ -225,6 +226,15 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
         }
     }
 
+    for key in raw.runner.keys() {
+        if OWNED_KEYS.contains(&key.as_str()) {
+            err(
+                format!("runner.{key}"),
+                format!("'{key}' is set by kiln in the runner config and may not be set here"),
+            );
+        }
+    }
+
     let expanded_names: Vec<(Architecture, String)> =
         if raw.architectures.as_ref().is_some_and(|a| a.len() > 1) {
             architectures
@@ -252,7 +262,7 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(expanded_names
+    let presets: Vec<Preset> = expanded_names
         .into_iter()
         .map(|(architecture, name)| Preset {
             name,
@@ -278,7 +288,27 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
             estimated_cost_per_hour: raw.estimated_cost_per_hour,
             runner: raw.runner.clone(),
         })
-        .collect())
+        .collect();
+    // SSM refuses a parameter over 8 KB; over 4 KB needs the Advanced tier, which the
+    // writers pick with `runner_config::parameter_tier`.
+    for p in &presets {
+        let len = runner_config::largest(p).len();
+        if len > ADVANCED_MAX_BYTES {
+            errors.push(PresetError {
+                file: file.to_owned(),
+                field: "runner".into(),
+                reason: format!(
+                    "the runner config of '{}' would be {len} bytes; SSM parameters hold at most {ADVANCED_MAX_BYTES} (advanced tier): move large settings elsewhere",
+                    p.name
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(presets)
+    } else {
+        Err(errors)
+    }
 }
 
 fn valid_name(name: &str) -> bool {
