@@ -32,7 +32,8 @@ use_rustup_wasm() { [ "${KILN_WASM_FROM_DEBIAN:-0}" != 1 ] && wasm_target_from_r
 
 apt_wanted=(chromium chromium-driver wrk)
 use_rustup_wasm || apt_wanted+=(rustc-web cargo-web rust-web-src lld-19)
-have java || apt_wanted+=(openjdk-17-jre-headless)
+# javac too: DynamoDB Local runs behind a small loopback launcher compiled on first use.
+have javac || apt_wanted+=(openjdk-17-jdk-headless)
 missing=()
 for p in "${apt_wanted[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
