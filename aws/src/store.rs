@@ -344,7 +344,12 @@ impl StateStore for DynamoStore {
     }
 
     fn list_ami(&self) -> BoxFut<'_, Result<Listing<AmiRecord>, AwsError>> {
-        Box::pin(async move { Ok(parse_all(RECORD_TYPE_AMI, self.query_type(RECORD_TYPE_AMI).await?)) })
+        Box::pin(async move {
+            Ok(parse_all(
+                RECORD_TYPE_AMI,
+                self.query_type(RECORD_TYPE_AMI).await?,
+            ))
+        })
     }
 
     fn get_preset<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<PresetItem>, AwsError>> {
@@ -507,7 +512,6 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), AwsError> 
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -520,7 +524,10 @@ mod tests {
 
     fn build_item(preset: &str, version: &str, started: &str) -> Item {
         HashMap::from([
-            (KEY.into(), s(&kiln_shared::table::build_job_id(preset, version))),
+            (
+                KEY.into(),
+                s(&kiln_shared::table::build_job_id(preset, version)),
+            ),
             (RECORD_TYPE.into(), s(RECORD_TYPE_BUILD)),
             ("preset".into(), s(preset)),
             ("architecture".into(), s("x86_64")),

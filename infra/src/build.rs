@@ -83,7 +83,10 @@ pub async fn pipeline(
 }
 
 /// Starts an execution; returns the image build version ARN.
-pub async fn start(images: &dyn ImageBuilderApi, pipeline: &Pipeline) -> Result<String, BuildError> {
+pub async fn start(
+    images: &dyn ImageBuilderApi,
+    pipeline: &Pipeline,
+) -> Result<String, BuildError> {
     images
         .start_pipeline(&pipeline.arn)
         .await
@@ -122,10 +125,7 @@ pub async fn poll(images: &dyn ImageBuilderApi, image_arn: &str) -> Result<Snaps
         .map_err(|e| e.to_string())?
         .ok_or("GetImage returned no image")?;
     Ok(Snapshot {
-        state: image
-            .state
-            .map_or("PENDING", |s| s.as_str())
-            .to_owned(),
+        state: image.state.map_or("PENDING", |s| s.as_str()).to_owned(),
         reason: image.reason,
         amis: image.amis,
     })

@@ -33,7 +33,9 @@ pub fn templates_from_preset_items(items: &[PresetItem]) -> BTreeMap<String, Str
     items
         .iter()
         .map(|item| {
-            let template = item.preset().map_or_else(|_| item.name.clone(), |p| p.template);
+            let template = item
+                .preset()
+                .map_or_else(|_| item.name.clone(), |p| p.template);
             (item.name.clone(), template)
         })
         .collect()
@@ -100,7 +102,9 @@ mod tests {
             architecture: None,
             state: ImageState::Building,
             at: time::parse(started).unwrap(),
-            build_id: format!("arn:aws:imagebuilder:us-east-1:123456789012:image/{preset}/{version}"),
+            build_id: format!(
+                "arn:aws:imagebuilder:us-east-1:123456789012:image/{preset}/{version}"
+            ),
             amis: BTreeMap::new(),
             home_region: "us-east-1".into(),
             reason: None,

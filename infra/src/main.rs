@@ -117,7 +117,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let mut images = Vec::new();
             for region in &regions {
-                images.extend(cleanup::list_images(clients.ec2.as_ref(), region, &aws.prefix).await?);
+                images
+                    .extend(cleanup::list_images(clients.ec2.as_ref(), region, &aws.prefix).await?);
             }
             if let Some(p) = &preset {
                 images.retain(|i| &i.preset == p);

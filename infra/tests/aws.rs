@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Tag};
 use common::*;
-use kiln_devstack::emulators::Moto;
 use kiln_aws::store::{Cas, DynamoStore, PresetItem, StateStore};
+use kiln_devstack::emulators::Moto;
 use kiln_shared::build::BuildRecord;
 use kiln_shared::preset::{PresetSource, parse_all};
 use kiln_shared::{AmiRecord, Architecture, BuildStatus, ImageState, time};

@@ -131,9 +131,7 @@ async fn the_template_table_is_the_table_the_lambdas_create() {
     }
     let moto = kiln_devstack::emulators::Moto::start().await.unwrap();
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config("us-east-1"));
-    kiln_aws::store::create_table(&client, "t")
-        .await
-        .unwrap();
+    kiln_aws::store::create_table(&client, "t").await.unwrap();
     let table = client
         .describe_table()
         .table_name("t")

@@ -88,4 +88,3 @@ pub async fn handle_event(deps: &Deps, event: Value) -> Result<EventAck, Handler
     }
     Ok(EventAck::Processed(Box::new(outcome)))
 }
-

@@ -207,4 +207,3 @@ async fn record_build(deps: &Deps, obs: &Observation) -> Result<bool, HandlerErr
         what: format!("build history {job_id}"),
     })
 }
-

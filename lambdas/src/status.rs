@@ -10,12 +10,12 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use http::{HeaderMap, Response, StatusCode};
+use kiln_aws::AwsError;
 use kiln_shared::StatusReport;
 use kiln_shared::signing::{
     self, DEFAULT_WINDOW_SECS, ORIGIN_STATUS_PATH, RESPONSE_METHOD, SIGNATURE_HEADER,
     SignedRequest, TIMESTAMP_HEADER,
 };
-use kiln_aws::AwsError;
 use kiln_shared::state::AmiRecord;
 
 use crate::Deps;

@@ -173,7 +173,6 @@ impl Observation {
     }
 }
 
-
 /// The AMI state item (`jobId = AMI#<preset>`, `sk = LATEST`, `recordType = AMI`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

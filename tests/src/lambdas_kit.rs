@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kiln_aws::mock::faults::FaultPlan;
 use kiln_devstack::imagebuilder::{LocalImageBuilder, Options, PipelineSpec, Timing};
 use kiln_devstack::{DynamoBackend, LocalAws, started_or_skip};
 use kiln_lambdas::ami_update::{EventAck, handle_event};
 use kiln_lambdas::observe::HandlerError;
-use kiln_aws::mock::faults::FaultPlan;
 use kiln_lambdas::{Config, Deps, Endpoints};
 use kiln_shared::preset::{PresetSource, parse_one};
 use kiln_shared::{ImageState, Preset};

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::routing::post;
+use kiln_aws::mock::faults::FaultPlan;
 use kiln_devstack::DynamoBackend;
 use kiln_lambdas::ami_update::handle_event;
-use kiln_aws::mock::faults::FaultPlan;
 use kiln_lambdas::{Config, Deps, Endpoints};
 use kiln_shared::ImageState;
 use kiln_tests::lambdas_kit::*;

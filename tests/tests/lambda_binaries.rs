@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 const REGION: &str = "us-east-1";
 const SECRET: &str = "binaries-test-secret";
 const X64: &str = include_str!("../../lambdas/tests/fixtures/presets/linux-x64.yaml");
-const CREATE: &str = include_str!("../../lambdas/tests/fixtures/events/custom-resource-create.json");
+const CREATE: &str =
+    include_str!("../../lambdas/tests/fixtures/events/custom-resource-create.json");
 
 async fn response_url() -> (String, Arc<Mutex<Vec<Value>>>) {
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -58,9 +59,7 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     )
     .unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
-    kiln_aws::store::create_table(&ddb, "kiln")
-        .await
-        .unwrap();
+    kiln_aws::store::create_table(&ddb, "kiln").await.unwrap();
 
     let env: Vec<(String, String)> = aws
         .env()
@@ -71,10 +70,12 @@ async fn binaries_run_under_the_local_lambda_runtime() {
             ("AWS_ENDPOINT_URL_IMAGEBUILDER".to_owned(), ib.endpoint()),
         ])
         .collect();
-    let function = |name: &str, bin: std::path::PathBuf| FunctionSpec::new(name, bin).envs(env.clone());
-    let ami_update = LocalLambda::start(function("ami-update", kiln_tests::bins::bin("ami-update")))
-        .await
-        .unwrap();
+    let function =
+        |name: &str, bin: std::path::PathBuf| FunctionSpec::new(name, bin).envs(env.clone());
+    let ami_update =
+        LocalLambda::start(function("ami-update", kiln_tests::bins::bin("ami-update")))
+            .await
+            .unwrap();
     ib.add_http_sink(&ami_update.invoke_url());
 
     // preset-init (custom resource) stores the preset and starts the first build.
@@ -87,9 +88,12 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     let mut create: Value = serde_json::from_str(CREATE).unwrap();
     create["ResponseURL"] = url.into();
     create["ResourceProperties"]["Presets"] = serde_json::to_string(&preset).unwrap().into();
-    let init = LocalLambda::start(function("preset-init", kiln_tests::bins::bin("preset-init")))
-        .await
-        .unwrap();
+    let init = LocalLambda::start(function(
+        "preset-init",
+        kiln_tests::bins::bin("preset-init"),
+    ))
+    .await
+    .unwrap();
     let out = init.invoke(&create).await.unwrap();
     assert_eq!(out["status"], "SUCCESS", "{out}");
     assert_eq!(answers.lock().unwrap()[0]["Status"], "SUCCESS");

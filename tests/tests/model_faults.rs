@@ -48,16 +48,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use kiln_aws::mock::faults::{Fault, FaultPlan, Rule};
+use kiln_aws::ssm::RunnerConfigs;
+use kiln_aws::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
+use kiln_aws::{AwsError, BoxFut};
 use kiln_devstack::imagebuilder::{
     BuildPlan, Fate, LocalImageBuilder, Options, PipelineSpec, Timing,
 };
 use kiln_devstack::{DynamoBackend, LocalAws, started_or_skip};
 use kiln_lambdas::ami_update::{EventAck, handle_event};
-use kiln_aws::mock::faults::{Fault, FaultPlan, Rule};
 use kiln_lambdas::reconcile::{is_stale, reconcile};
-use kiln_aws::ssm::RunnerConfigs;
-use kiln_aws::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
-use kiln_aws::{AwsError, BoxFut};
 use kiln_lambdas::{Config, Deps, Endpoints};
 use kiln_shared::build::BuildRecord;
 use kiln_shared::state::{self, AmiRecord, Transition};

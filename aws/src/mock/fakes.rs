@@ -10,13 +10,13 @@ use kiln_shared::build::BuildRecord;
 use kiln_shared::state::AmiRecord;
 
 use crate::BoxFut;
+use crate::ec2::{Ec2Image, Ec2Images};
 use crate::edge::{EdgePusher, PushError};
 use crate::error::AwsError;
-use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
-use crate::ssm::RunnerConfigs;
-use crate::ec2::{Ec2Image, Ec2Images};
 use crate::images::PipelineSummary;
+use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
 use crate::sdk::Clients;
+use crate::ssm::RunnerConfigs;
 use crate::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
 
 #[derive(Default)]
@@ -252,7 +252,9 @@ impl Ec2Images for MemEc2 {
         Box::pin(async move {
             Ok(lock(&self.images)
                 .iter()
-                .filter(|((r, _), i)| r == region && i.tags.get(key).map(String::as_str) == Some(value))
+                .filter(|((r, _), i)| {
+                    r == region && i.tags.get(key).map(String::as_str) == Some(value)
+                })
                 .map(|(_, i)| i.clone())
                 .collect())
         })

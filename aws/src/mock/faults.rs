@@ -11,13 +11,13 @@ use kiln_shared::build::BuildRecord;
 use kiln_shared::state::AmiRecord;
 
 use crate::BoxFut;
+use crate::ec2::{Ec2Image, Ec2Images};
 use crate::edge::{EdgePusher, PushError};
 use crate::error::{AwsError, AwsErrorKind};
-use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
-use crate::ssm::RunnerConfigs;
-use crate::ec2::{Ec2Image, Ec2Images};
 use crate::images::PipelineSummary;
+use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
 use crate::sdk::Clients;
+use crate::ssm::RunnerConfigs;
 use crate::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
 
 /// How an injected failure looks to the caller.

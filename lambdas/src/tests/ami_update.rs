@@ -111,7 +111,10 @@ async fn rebuild_keeps_previous_ami_and_failure_or_cancel_leave_ssm_alone() {
 async fn out_of_order_and_duplicate_events_converge_with_no_extra_writes() {
     let w = setup();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(Config::new("t", EAST), w.fakes.clients().with_edge(w.edge.clone()))
+    let deps = crate::Deps::new(
+        Config::new("t", EAST),
+        w.fakes.clients().with_edge(w.edge.clone()),
+    )
     .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     handle_event(
@@ -164,7 +167,10 @@ async fn out_of_order_and_duplicate_events_converge_with_no_extra_writes() {
 async fn available_event_cost_is_counted() {
     let w = setup();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(Config::new("t", EAST), w.fakes.clients().with_edge(w.edge.clone()))
+    let deps = crate::Deps::new(
+        Config::new("t", EAST),
+        w.fakes.clients().with_edge(w.edge.clone()),
+    )
     .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     handle_event(
@@ -270,7 +276,10 @@ async fn lost_race_rereads_and_an_older_event_becomes_a_clean_noop() {
 async fn fault_between_dynamodb_and_ssm_converges_on_retry() {
     let w = setup();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(Config::new("t", EAST), w.fakes.clients().with_edge(w.edge.clone()))
+    let deps = crate::Deps::new(
+        Config::new("t", EAST),
+        w.fakes.clients().with_edge(w.edge.clone()),
+    )
     .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     plan.add(Rule::new(Some("ssm:PutParameter"), Fault::Server));
@@ -301,7 +310,6 @@ async fn fault_between_dynamodb_and_ssm_converges_on_retry() {
     assert_eq!(w.configs.value(WEST, PARAM).unwrap()["amiId"], "ami-03west");
 }
 
-
 /// Refuses the first push as the edge does a same-second replay.
 struct ReplayRefusingEdge(std::sync::Mutex<Vec<kiln_shared::StatusReport>>);
 
@@ -327,7 +335,10 @@ async fn a_refused_push_is_retried_once_with_a_fresh_snapshot() {
     let w = setup();
     let edge = Arc::new(ReplayRefusingEdge(Default::default()));
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(Config::new("t", EAST), w.fakes.clients().with_edge(edge.clone()))
+    let deps = crate::Deps::new(
+        Config::new("t", EAST),
+        w.fakes.clients().with_edge(edge.clone()),
+    )
     .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     handle_event(

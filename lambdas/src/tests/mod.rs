@@ -152,4 +152,3 @@ fn world(config: Config) -> World {
         fakes,
     }
 }
-

@@ -102,8 +102,8 @@ async fn bad_input_and_missing_pipelines_write_nothing() {
             .to_string()
             .contains("Presets is missing")
     );
-    let e = parse_properties(&json!({"Presets": "[]", "Prefix": "other"}), "spot-runner")
-        .unwrap_err();
+    let e =
+        parse_properties(&json!({"Presets": "[]", "Prefix": "other"}), "spot-runner").unwrap_err();
     assert!(e.to_string().contains("KILN_PREFIX"), "{e}");
     let text = serde_json::to_string(std::slice::from_ref(&x64)).unwrap();
     assert_eq!(

@@ -3,7 +3,10 @@ use super::*;
 async fn fault_between_writes_is_repaired_by_reconcile_when_the_event_is_not_retried() {
     let w = setup();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(Config::new("t", EAST), w.fakes.clients().with_edge(w.edge.clone()))
+    let deps = crate::Deps::new(
+        Config::new("t", EAST),
+        w.fakes.clients().with_edge(w.edge.clone()),
+    )
     .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     plan.add(
@@ -86,7 +89,6 @@ async fn reconcile_heals_a_lost_available_and_late_events_stay_noops() {
     .unwrap();
     assert_eq!(record(&w).await.status, BuildStatus::Building);
 }
-
 
 #[tokio::test]
 async fn reconcile_waits_when_the_image_list_lags_behind_the_record() {

@@ -80,7 +80,10 @@ async fn inline_reconcile_is_memoised_per_container() {
     .await
     .unwrap();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(Config::new("t", EAST), w.fakes.clients().with_edge(w.edge.clone()))
+    let deps = crate::Deps::new(
+        Config::new("t", EAST),
+        w.fakes.clients().with_edge(w.edge.clone()),
+    )
     .with_faults(plan.clone());
     // Still building in Image Builder: nothing to heal, and not retried per request.
     status(&deps, t("2026-01-27T12:00:00Z")).await.unwrap();
@@ -159,8 +162,8 @@ async fn status_origin_answers_503_json_when_the_table_is_unavailable() {
     let w = world(config.clone());
     let plan = Arc::new(FaultPlan::new());
     plan.add(Rule::new(Some("dynamodb:Query"), Fault::Throttle).forever());
-    let deps = crate::Deps::new(config, w.fakes.clients().with_edge(w.edge.clone()))
-    .with_faults(plan);
+    let deps =
+        crate::Deps::new(config, w.fakes.clients().with_edge(w.edge.clone())).with_faults(plan);
     let now = t("2026-01-27T12:00:00Z");
     let mut headers = http::HeaderMap::new();
     headers.insert(
