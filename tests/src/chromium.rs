@@ -1,6 +1,7 @@
 //! Headless Chromium driven over WebDriver (chromedriver + fantoccini), for tests that
 //! must see pages the way users do. Each [`Browser`] has its own chromedriver on a free
-//! port and a fresh profile; the driver's process group is killed on drop.
+//! port and a fresh profile; chromedriver runs as a devstack [`ManagedProcess`], so it
+//! (and Chromium, in its process group) stops the way every other child does.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -12,24 +13,22 @@
 //! # }
 //! ```
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use kiln_devstack::emulators::{kiln_root, on_path};
+use kiln_devstack::process::free_port;
+use kiln_devstack::{ManagedProcess, ProcessError};
 use serde_json::json;
-
-use crate::tools::{artifacts_dir, find_tool, free_port, kill_group, tool_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrowserError {
-    #[error("{0} not found: run scripts/setup.sh (apt chromium chromium-driver)")]
-    Missing(&'static str),
-    #[error("could not start chromedriver: {0}")]
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("chromedriver did not come up within {0} s")]
-    NotReady(u64),
     #[error("WebDriver session: {0}")]
     Session(#[from] fantoccini::error::NewSessionError),
     #[error("WebDriver command: {0}")]
@@ -57,49 +56,53 @@ impl Default for BrowserOptions {
     }
 }
 
-/// Whether Chromium and chromedriver are installed (for the skip rule).
-pub fn chromium_available() -> bool {
-    find_tool("chromedriver").is_some() && chromium_binary().is_some()
+/// Installed system-wide (apt), not pinned under tools/.
+const SETUP_HINT: &str = "run `make setup` (apt chromium chromium-driver)";
+
+/// chromedriver and the Chromium binary, or [`ProcessError::ToolMissing`] (so tests can
+/// use [`kiln_devstack::started_or_skip`]).
+pub fn find_chromium() -> Result<(PathBuf, PathBuf), ProcessError> {
+    let missing = |tool: &str| ProcessError::ToolMissing {
+        tool: tool.into(),
+        hint: format!("not on PATH; {SETUP_HINT}"),
+    };
+    let driver = on_path("chromedriver").ok_or_else(|| missing("chromedriver"))?;
+    let chromium = on_path("chromium")
+        .or_else(|| on_path("chromium-browser"))
+        .ok_or_else(|| missing("chromium"))?;
+    Ok((driver, chromium))
 }
 
-fn chromium_binary() -> Option<PathBuf> {
-    find_tool("chromium").or_else(|| find_tool("chromium-browser"))
+/// Directory for test artifacts (screenshots): `<repo>/artifacts/<sub>`, created.
+pub fn artifacts_dir(sub: &str) -> PathBuf {
+    let dir = kiln_root().join("artifacts").join(sub);
+    std::fs::create_dir_all(&dir).expect("create artifacts dir");
+    dir
 }
 
 pub struct Browser {
+    // Field order is drop order: the session closes before the driver's group is killed.
     client: Option<Client>,
-    driver: Child,
+    _driver: ManagedProcess,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
     pub async fn start(opts: BrowserOptions) -> Result<Browser, BrowserError> {
-        let driver_bin = find_tool("chromedriver").ok_or(BrowserError::Missing("chromedriver"))?;
-        let chromium = chromium_binary().ok_or(BrowserError::Missing("chromium"))?;
+        let (driver_bin, chromium) = find_chromium()?;
         let profile = tempfile::tempdir()?;
-        let port = free_port();
-        let driver = Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .env("PATH", tool_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()?;
-        let mut browser = Browser {
-            client: None,
-            driver,
-            _profile: profile,
-        };
+        let port = free_port()?;
+        let mut cmd = Command::new(driver_bin);
+        cmd.arg(format!("--port={port}"));
+        let mut driver = ManagedProcess::spawn("chromedriver", cmd)?;
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let start = Instant::now();
-        while http.get(format!("{url}/status")).send().await.is_err() {
-            if start.elapsed() > Duration::from_secs(30) {
-                return Err(BrowserError::NotReady(30));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        driver
+            .wait_ready(Duration::from_secs(30), || {
+                let probe = http.get(format!("{url}/status")).send();
+                async move { probe.await.is_ok() }
+            })
+            .await?;
         let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
@@ -110,7 +113,7 @@ impl Browser {
             "--disable-sync".to_owned(),
             "--no-first-run".to_owned(),
             "--hide-scrollbars".to_owned(),
-            format!("--user-data-dir={}", browser._profile.path().display()),
+            format!("--user-data-dir={}", profile.path().display()),
             format!("--window-size={},{}", opts.width, opts.height),
         ];
         // One --blink-settings flag: Chromium keeps only the last.
@@ -137,8 +140,11 @@ impl Browser {
             .capabilities(caps)
             .connect(&url)
             .await?;
-        browser.client = Some(client);
-        Ok(browser)
+        Ok(Browser {
+            client: Some(client),
+            _driver: driver,
+            _profile: profile,
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -198,13 +204,5 @@ impl Browser {
             c.close().await?;
         }
         Ok(())
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // Chromium is in chromedriver's process group: one kill takes both down.
-        kill_group(self.driver.id(), "KILL");
-        let _ = self.driver.wait();
     }
 }

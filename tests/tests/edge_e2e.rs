@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use kiln_devstack::started_or_skip;
+use kiln_devstack::wrangler::{EdgeVars, WranglerDev, find_wrangler};
 use kiln_shared::StatusReport;
 use kiln_tests::fixtures;
 use kiln_tests::test_origin::{Mode, TestOrigin, ingest_headers};
-use kiln_tests::tools::require_tool;
-use kiln_tests::wrangler::{EdgeVars, WranglerDev};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 
@@ -41,7 +41,7 @@ async fn past_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_routes_caching_and_last_known_good() {
-    if require_tool("wrangler", "edge e2e").is_none() {
+    if started_or_skip("edge e2e", find_wrangler()).is_none() {
         return;
     }
     // Fixtures carry "now"-relative times: keep the exact reports handed to the origin.
@@ -53,7 +53,7 @@ async fn edge_routes_caching_and_last_known_good() {
         origin_timeout_ms: 1_000,
         ..EdgeVars::new(&origin.url(), SECRET)
     };
-    let edge = WranglerDev::start_edge(&vars).await.unwrap();
+    let edge = WranglerDev::start_edge(&vars, None).await.unwrap();
     let c = client();
     let url = |p: &str| format!("{}{p}", edge.url());
 
@@ -245,7 +245,7 @@ async fn edge_routes_caching_and_last_known_good() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_ingest_accepts_signed_pushes_and_refuses_the_rest() {
-    if require_tool("wrangler", "edge e2e").is_none() {
+    if started_or_skip("edge e2e", find_wrangler()).is_none() {
         return;
     }
     let origin = TestOrigin::start(SECRET, fixtures::ready()).await.unwrap();
@@ -254,7 +254,7 @@ async fn edge_ingest_accepts_signed_pushes_and_refuses_the_rest() {
         cache_ttl_secs: 60,
         ..EdgeVars::new(&origin.url(), SECRET)
     };
-    let edge = WranglerDev::start_edge(&vars).await.unwrap();
+    let edge = WranglerDev::start_edge(&vars, None).await.unwrap();
     let c = client();
     let url = |p: &str| format!("{}{p}", edge.url());
 

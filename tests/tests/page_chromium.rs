@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use kiln_tests::chromium::{Browser, BrowserOptions};
+use kiln_devstack::started_or_skip;
+use kiln_devstack::wrangler::{EdgeVars, WranglerDev, find_wrangler};
+use kiln_tests::chromium::{Browser, BrowserOptions, find_chromium};
 use kiln_tests::fixtures;
 use kiln_tests::test_origin::{Mode, TestOrigin};
-use kiln_tests::tools::require_tool;
-use kiln_tests::wrangler::{EdgeVars, WranglerDev};
 
 const SECRET: &str = "page-e2e-secret-41c2";
 
@@ -17,9 +17,8 @@ async fn past_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_page_in_every_state() {
-    if require_tool("wrangler", "page e2e").is_none()
-        || require_tool("chromedriver", "page e2e").is_none()
-        || require_tool("chromium", "page e2e").is_none()
+    if started_or_skip("page e2e", find_wrangler()).is_none()
+        || started_or_skip("page e2e", find_chromium()).is_none()
     {
         return;
     }
@@ -31,7 +30,7 @@ async fn readiness_page_in_every_state() {
         page_refresh_secs: 5,
         ..EdgeVars::new(&origin.url(), SECRET)
     };
-    let edge = WranglerDev::start_edge(&vars).await.unwrap();
+    let edge = WranglerDev::start_edge(&vars, None).await.unwrap();
     let b = Browser::start(BrowserOptions::default()).await.unwrap();
     let page = format!("{}/", edge.url());
 

@@ -6,34 +6,25 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kiln_devstack::ProcessError;
+use kiln_devstack::emulators::kiln_root;
 use kiln_devstack::imagebuilder::Fate;
 use kiln_devstack::stack::{DevError, DevOptions, DevStack};
+use kiln_devstack::wrangler::build_edge;
+use kiln_devstack::{ProcessError, started_or_skip, tools_required};
 use kiln_shared::{OverallStatus, PresetStatus, StatusReport};
-use kiln_tests::chromium::{Browser, BrowserOptions, chromium_available};
-use kiln_tests::tools::{repo_root, tools_required};
-use kiln_tests::wrangler::ensure_edge_built;
+use kiln_tests::chromium::{Browser, BrowserOptions, find_chromium};
 
 /// Builds the Lambda binaries and the Worker once per test process (`make test` has
 /// built them already; then these are quick no-ops).
 fn built_artifacts() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--workspace", "--bins"])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the Lambda binaries failed");
-        ensure_edge_built().expect("building the Worker");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target"));
-        target.join("debug")
+        let dir = kiln_tests::bins::bin_dir();
+        build_edge().expect("building the Worker");
+        dir
     })
     .clone()
 }
@@ -41,7 +32,7 @@ fn built_artifacts() -> PathBuf {
 /// Starts the local system, or skips (returns `None`) when a tool is missing and
 /// `KILN_REQUIRE_TOOLS` is not set.
 async fn start(configure: impl FnOnce(&mut DevOptions)) -> Option<DevStack> {
-    let presets = kiln_infra::presets::load(&repo_root().join("presets")).expect("example presets");
+    let presets = kiln_infra::presets::load(&kiln_root().join("presets")).expect("example presets");
     let lambda_dir = tokio::task::spawn_blocking(built_artifacts).await.unwrap();
     let mut options = DevOptions::new(presets, lambda_dir);
     options.build_time = Duration::from_secs(4);
@@ -203,12 +194,7 @@ async fn full_loop_with_one_failed_build_reaches_edge_by_push_and_page_in_chromi
     );
 
     // The page, as a browser shows it.
-    if !chromium_available() {
-        assert!(
-            !tools_required(),
-            "chromium is required under KILN_REQUIRE_TOOLS=1"
-        );
-        eprintln!("SKIP page check: chromium not installed");
+    if started_or_skip("page check", find_chromium()).is_none() {
         return;
     }
     let browser = Browser::start(BrowserOptions::default())

@@ -73,7 +73,8 @@ pub fn kiln_root() -> PathBuf {
     }
 }
 
-fn on_path(program: &str) -> Option<PathBuf> {
+/// `program` on `PATH`, if there (for tools installed system-wide, e.g. Chromium).
+pub fn on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))

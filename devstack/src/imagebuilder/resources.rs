@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use kiln_shared::Architecture;
+use kiln_shared::region::valid_region;
 use serde_json::Value;
 
 use super::engine::Shared;
@@ -287,16 +288,4 @@ fn valid_semver(v: &str) -> bool {
 /// ARN resource names are lower case, spaces as dashes (as Image Builder does).
 pub(super) fn arn_name(name: &str) -> String {
     name.to_ascii_lowercase().replace(' ', "-")
-}
-
-fn valid_region(region: &str) -> bool {
-    // e.g. us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts.last().is_some_and(|p| p.parse::<u8>().is_ok())
 }
