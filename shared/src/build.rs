@@ -47,6 +47,11 @@ pub struct BuildRecord {
 
 /// Folds one observation into a build's history item. Order-independent: start is the
 /// earliest time seen, the state is the highest-ranked one, AMIs come from AVAILABLE.
+///
+/// Same ordering rule as the AMI record: an observation cannot be older than what it
+/// follows. A build starts in a non-terminal state, so a terminal observation dated
+/// before the build's start is out of order and changes nothing, and only a
+/// non-terminal observation moves the start earlier.
 pub fn apply_build(
     current: Option<&BuildRecord>,
     obs: &Observation,
@@ -71,8 +76,11 @@ pub fn apply_build(
         validated: false,
         size_gb: None,
     });
+    if current.is_some() && obs.state.is_terminal() && at < r.started_at {
+        return None;
+    }
     let before = r.clone();
-    if at < r.started_at {
+    if at < r.started_at && !obs.state.is_terminal() {
         r.started_at = at;
     }
     if (obs.state.rank(), obs.state) > (r.last_state.rank(), r.last_state) {
@@ -149,6 +157,21 @@ mod tests {
         assert_eq!(fold(&[2, 3, 0, 1]), sorted);
         // Duplicate delivery changes nothing.
         assert!(apply_build(Some(&sorted), &events[3], "1.0.0/1").is_none());
+    }
+
+    #[test]
+    fn an_out_of_order_terminal_event_does_not_rewrite_the_history() {
+        let building = obs(ImageState::Building, "2026-01-01T00:00:00Z");
+        let r = apply_build(None, &building, "v").unwrap();
+        for state in [ImageState::Available, ImageState::Failed] {
+            let ancient = obs(state, "0000-01-01T00:00:00Z");
+            assert_eq!(apply_build(Some(&r), &ancient, "v"), None, "{state}");
+        }
+        // A terminal first, its BUILDING after: the start still comes from BUILDING.
+        let done = apply_build(None, &obs(ImageState::Available, "2026-01-01T00:30:00Z"), "v");
+        let r = apply_build(done.as_ref(), &building, "v").unwrap();
+        assert_eq!(time::format(r.started_at), "2026-01-01T00:00:00Z");
+        assert_eq!(r.status, BuildStatus::Ready);
     }
 
     #[test]

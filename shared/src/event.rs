@@ -26,6 +26,18 @@ pub const TRACKED_STATES: [ImageState; 6] = [
     ImageState::Cancelled,
 ];
 
+/// Image Builder's model bounds an image build version ARN at 1011 characters; anything
+/// longer is not an ARN and must never reach an SDK request (a 200 KB URI panics there).
+pub const MAX_ARN_LEN: usize = 1011;
+/// Longest failure reason kept (longer ones are truncated, never refused).
+pub const MAX_REASON_LEN: usize = 1024;
+/// Longest EventBridge id, source, detail-type, time or status accepted.
+pub const MAX_SHORT_LEN: usize = 256;
+/// Longest raw event accepted: real state-change events are a few KB.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// How much of a refused value an error (and so a log line) repeats.
+const ECHO_LEN: usize = 120;
+
 /// A parsed, checked state-change event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageStateChange {
@@ -55,6 +67,40 @@ pub enum EventError {
     BadArn(String),
     #[error("unknown image state '{0}'")]
     UnknownState(String),
+    #[error("event field {field} is {len} bytes, more than the {max} allowed")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+}
+
+/// The first [`ECHO_LEN`] characters of `text`, so a hostile value cannot flood logs.
+pub fn echo(text: &str) -> String {
+    truncate(text, ECHO_LEN)
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+fn bounded(field: &'static str, text: &str, max: usize) -> Result<(), EventError> {
+    if text.len() > max {
+        return Err(EventError::TooLong {
+            field,
+            len: text.len(),
+            max,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -85,7 +131,10 @@ struct StateDetail {
 }
 
 impl ImageStateChange {
+    /// Parses raw event text. Oversized or too deeply nested input is refused as
+    /// malformed (serde_json stops at 128 levels), never a panic.
     pub fn parse(json: &str) -> Result<Self, EventError> {
+        bounded("event", json, MAX_EVENT_BYTES)?;
         let envelope: Envelope =
             serde_json::from_str(json).map_err(|e| EventError::Malformed(e.to_string()))?;
         Self::from_envelope(envelope)
@@ -98,17 +147,22 @@ impl ImageStateChange {
     }
 
     fn from_envelope(e: Envelope) -> Result<Self, EventError> {
+        if let Some(id) = &e.id {
+            bounded("id", id, MAX_SHORT_LEN)?;
+        }
         if e.source != SOURCE {
-            return Err(EventError::WrongSource(e.source));
+            return Err(EventError::WrongSource(echo(&e.source)));
         }
         if e.detail_type != DETAIL_TYPE {
-            return Err(EventError::WrongDetailType(e.detail_type));
+            return Err(EventError::WrongDetailType(echo(&e.detail_type)));
         }
-        let at = time::parse(&e.time).map_err(|_| EventError::BadTime(e.time.clone()))?;
+        bounded("time", &e.time, MAX_SHORT_LEN)?;
+        let at = time::parse(&e.time).map_err(|_| EventError::BadTime(echo(&e.time)))?;
         let arn = e.resources.first().ok_or(EventError::NoResource)?;
-        let image = ImageArn::parse(arn).ok_or_else(|| EventError::BadArn(arn.clone()))?;
+        bounded("resources[0]", arn, MAX_ARN_LEN)?;
+        let image = ImageArn::parse(arn).ok_or_else(|| EventError::BadArn(echo(arn)))?;
         let state = ImageState::parse(&e.detail.state.status)
-            .ok_or_else(|| EventError::UnknownState(e.detail.state.status.clone()))?;
+            .ok_or_else(|| EventError::UnknownState(echo(&e.detail.state.status)))?;
         // An unknown previous state is only informational: keep the event.
         let previous = e
             .detail
@@ -121,7 +175,11 @@ impl ImageStateChange {
             state,
             previous,
             time: at,
-            reason: e.detail.state.reason,
+            reason: e
+                .detail
+                .state
+                .reason
+                .map(|r| truncate(&r, MAX_REASON_LEN)),
         })
     }
 }
@@ -139,6 +197,9 @@ pub struct ImageArn {
 
 impl ImageArn {
     pub fn parse(arn: &str) -> Option<Self> {
+        if arn.len() > MAX_ARN_LEN {
+            return None;
+        }
         let mut parts = arn.splitn(6, ':');
         let (
             Some("arn"),
@@ -268,6 +329,43 @@ mod tests {
         ));
         assert!(matches!(
             ImageStateChange::parse("not json"),
+            Err(EventError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn every_field_is_bounded_and_errors_do_not_echo_hostile_input() {
+        let base: serde_json::Value = serde_json::from_str(AVAILABLE).unwrap();
+        let huge = "x".repeat(200 * 1024);
+        let long_arn = format!(
+            "arn:aws:imagebuilder:us-east-1:123456789012:image/{}/1.0.0/1",
+            "r".repeat(MAX_ARN_LEN)
+        );
+        let cases: [(&str, serde_json::Value); 5] = [
+            ("resources", serde_json::json!([long_arn])),
+            ("id", huge.clone().into()),
+            ("time", huge.clone().into()),
+            ("source", huge.clone().into()),
+            ("detail-type", huge.clone().into()),
+        ];
+        for (field, value) in cases {
+            let mut v = base.clone();
+            v[field] = value;
+            let e = ImageStateChange::from_value(v).unwrap_err();
+            assert!(e.to_string().len() < 400, "{field}: {} bytes", e.to_string().len());
+        }
+        let mut v = base.clone();
+        v["detail"]["state"]["reason"] = huge.clone().into();
+        let e = ImageStateChange::from_value(v).unwrap();
+        assert_eq!(e.reason.unwrap().len(), MAX_REASON_LEN);
+        assert_eq!(truncate("éé", 3), "é", "cut on a char boundary");
+        assert!(matches!(
+            ImageStateChange::parse(&format!("{{\"pad\":\"{huge}{huge}\"}}")),
+            Err(EventError::TooLong { field: "event", .. })
+        ));
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        assert!(matches!(
+            ImageStateChange::parse(&deep),
             Err(EventError::Malformed(_))
         ));
     }

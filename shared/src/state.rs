@@ -258,14 +258,37 @@ pub enum Transition {
 
 /// The state machine: (current record, observation) → new record or no-op.
 pub fn apply(current: Option<&AmiRecord>, obs: &Observation) -> Transition {
+    apply_trusting_until(current, obs, None)
+}
+
+/// Whether an ordering key's time lies after `limit` (keys start with the fixed-width
+/// time, so the first 20 characters compare like times).
+pub fn key_after(key: &str, limit: DateTime<Utc>) -> bool {
+    key.get(..20).unwrap_or(key) > time::format(time::truncate(limit)).as_str()
+}
+
+/// [`apply`] with stored ordering keys dated after `trust_until` (the handler's clock
+/// plus the allowed skew) treated as absent: such a key came from a forged or broken
+/// event and would otherwise make every real observation out of order for ever. This is
+/// how reconciliation heals a future-dated record.
+pub fn apply_trusting_until(
+    current: Option<&AmiRecord>,
+    obs: &Observation,
+    trust_until: Option<DateTime<Utc>>,
+) -> Transition {
     let Some(status) = obs.state.build_status() else {
         return Transition::NoOp(NoOp::Irrelevant);
     };
     let key = obs.order_key();
-    let status_advances = current.is_none_or(|c| key > c.order_key);
+    let trusted = |k: &str| trust_until.is_none_or(|limit| !key_after(k, limit));
+    let status_advances = current.is_none_or(|c| !trusted(&c.order_key) || key > c.order_key);
     let ami_advances = obs.state == ImageState::Available
         && !obs.amis.is_empty()
-        && current.is_none_or(|c| c.ami_order_key.as_ref().is_none_or(|k| key > *k));
+        && current.is_none_or(|c| {
+            c.ami_order_key
+                .as_ref()
+                .is_none_or(|k| !trusted(k) || key > *k)
+        });
     if !status_advances && !ami_advances {
         let duplicate =
             current.is_some_and(|c| c.order_key == key || c.ami_order_key.as_deref() == Some(&key));

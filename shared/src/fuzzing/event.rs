@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::Bytes;
-use crate::event::{DETAIL_TYPE, EventError, SOURCE};
+use crate::event::{
+    DETAIL_TYPE, EventError, MAX_ARN_LEN, MAX_REASON_LEN, MAX_SHORT_LEN, SOURCE,
+};
 use crate::state::{self, AmiRecord, ImageState, Observation, Transition};
 use crate::{ImageArn, ImageStateChange, time};
 
@@ -343,11 +345,24 @@ fn model(v: &Value) -> Option<Result<Expected, EventError>> {
     else {
         return malformed();
     };
+    let too_long = |len: usize, max: usize| {
+        Some(Err(EventError::TooLong {
+            field: "",
+            len,
+            max,
+        }))
+    };
+    if id.as_ref().is_some_and(|i| i.len() > MAX_SHORT_LEN) {
+        return too_long(0, MAX_SHORT_LEN);
+    }
     if source != SOURCE {
         return Some(Err(EventError::WrongSource(source.clone())));
     }
     if detail_type != DETAIL_TYPE {
         return Some(Err(EventError::WrongDetailType(detail_type.clone())));
+    }
+    if at.len() > MAX_SHORT_LEN {
+        return too_long(at.len(), MAX_SHORT_LEN);
     }
     let Ok(time) = time::parse(at) else {
         return Some(Err(EventError::BadTime(at.clone())));
@@ -355,6 +370,9 @@ fn model(v: &Value) -> Option<Result<Expected, EventError>> {
     let Some(arn) = resources.first() else {
         return Some(Err(EventError::NoResource));
     };
+    if arn.len() > MAX_ARN_LEN {
+        return too_long(arn.len(), MAX_ARN_LEN);
+    }
     if ImageArn::parse(arn).is_none() {
         return Some(Err(EventError::BadArn((*arn).to_owned())));
     }
@@ -367,6 +385,6 @@ fn model(v: &Value) -> Option<Result<Expected, EventError>> {
         state,
         previous: previous.as_deref().and_then(ImageState::parse),
         time,
-        reason,
+        reason: reason.map(|r| crate::event::truncate(&r, MAX_REASON_LEN)),
     }))
 }

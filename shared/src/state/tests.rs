@@ -249,3 +249,40 @@ proptest! {
         prop_assert_eq!(rec.ami_id, last_available.map(|e| e.amis[HOME].clone()));
     }
 }
+
+#[test]
+fn a_future_dated_key_is_overwritten_by_a_heal_but_not_by_plain_apply() {
+    let mut forged = obs(1, ImageState::Available, 0);
+    forged.at = time::parse("9999-01-01T00:00:00Z").unwrap();
+    let Transition::Write { record, .. } = apply(None, &forged) else {
+        panic!("first write");
+    };
+    let heal = obs(2, ImageState::Available, 100);
+    assert_eq!(
+        apply(Some(&record), &heal),
+        Transition::NoOp(NoOp::OutOfOrder),
+        "without a clock the future key wins (the bug)"
+    );
+    let Transition::Write {
+        record: healed,
+        ami_changed,
+    } = apply_trusting_until(Some(&record), &heal, Some(at(400)))
+    else {
+        panic!("the heal must write");
+    };
+    assert!(ami_changed);
+    assert_eq!(healed.updated_at, at(100));
+    assert_eq!(healed.ami_updated_at, Some(at(100)));
+    assert_eq!(healed.ami_build_id.as_deref(), Some(arn(2).as_str()));
+    // Keys within the trusted window keep the ordinary rule.
+    let newer = obs(3, ImageState::Building, 200);
+    let Transition::Write { record: r, .. } = apply(Some(&healed), &newer) else {
+        panic!("newer");
+    };
+    assert_eq!(
+        apply_trusting_until(Some(&r), &heal, Some(at(400))),
+        Transition::NoOp(NoOp::Duplicate),
+        "the healed AMI key is trusted now"
+    );
+    assert!(key_after(&r.order_key, at(199)) && !key_after(&r.order_key, at(200)));
+}
