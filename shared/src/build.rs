@@ -168,7 +168,11 @@ mod tests {
             assert_eq!(apply_build(Some(&r), &ancient, "v"), None, "{state}");
         }
         // A terminal first, its BUILDING after: the start still comes from BUILDING.
-        let done = apply_build(None, &obs(ImageState::Available, "2026-01-01T00:30:00Z"), "v");
+        let done = apply_build(
+            None,
+            &obs(ImageState::Available, "2026-01-01T00:30:00Z"),
+            "v",
+        );
         let r = apply_build(done.as_ref(), &building, "v").unwrap();
         assert_eq!(time::format(r.started_at), "2026-01-01T00:00:00Z");
         assert_eq!(r.status, BuildStatus::Ready);

@@ -175,11 +175,7 @@ impl ImageStateChange {
             state,
             previous,
             time: at,
-            reason: e
-                .detail
-                .state
-                .reason
-                .map(|r| truncate(&r, MAX_REASON_LEN)),
+            reason: e.detail.state.reason.map(|r| truncate(&r, MAX_REASON_LEN)),
         })
     }
 }
@@ -352,7 +348,11 @@ mod tests {
             let mut v = base.clone();
             v[field] = value;
             let e = ImageStateChange::from_value(v).unwrap_err();
-            assert!(e.to_string().len() < 400, "{field}: {} bytes", e.to_string().len());
+            assert!(
+                e.to_string().len() < 400,
+                "{field}: {} bytes",
+                e.to_string().len()
+            );
         }
         let mut v = base.clone();
         v["detail"]["state"]["reason"] = huge.clone().into();

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::Bytes;
-use crate::event::{
-    DETAIL_TYPE, EventError, MAX_ARN_LEN, MAX_REASON_LEN, MAX_SHORT_LEN, SOURCE,
-};
+use crate::event::{DETAIL_TYPE, EventError, MAX_ARN_LEN, MAX_REASON_LEN, MAX_SHORT_LEN, SOURCE};
 use crate::state::{self, AmiRecord, ImageState, Observation, Transition};
 use crate::{ImageArn, ImageStateChange, time};
 
