@@ -1,14 +1,14 @@
 //! EC2 AMIs and their snapshots, one client per region (the AMIs of a build live in
 //! every distribution region).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::Filter;
 
 use crate::BoxFut;
 use crate::error::{AwsError, from_sdk};
+use crate::regional::PerRegion;
 
 /// One AMI owned by the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,31 +42,12 @@ pub trait Ec2Images: Send + Sync {
     ) -> BoxFut<'a, Result<(), AwsError>>;
 }
 
-/// The real client, one SDK client per region built on first use.
-pub struct SdkEc2 {
-    base: aws_config::SdkConfig,
-    clients: Mutex<HashMap<String, Client>>,
-}
+/// The real client, one SDK client per region.
+pub struct SdkEc2(PerRegion<Client>);
 
 impl SdkEc2 {
     pub fn new(base: aws_config::SdkConfig) -> Self {
-        SdkEc2 {
-            base,
-            clients: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn client(&self, region: &str) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf = aws_sdk_ec2::config::Builder::from(&self.base)
-                    .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
-                    .build();
-                Client::from_conf(conf)
-            })
-            .clone()
+        SdkEc2(PerRegion::new(base, Client::new))
     }
 }
 
@@ -79,7 +60,8 @@ impl Ec2Images for SdkEc2 {
     ) -> BoxFut<'a, Result<Vec<Ec2Image>, AwsError>> {
         Box::pin(async move {
             let mut pages = self
-                .client(region)
+                .0
+                .get(region)
                 .describe_images()
                 .owners("self")
                 .filters(
@@ -123,7 +105,8 @@ impl Ec2Images for SdkEc2 {
         image: &'a str,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            self.client(region)
+            self.0
+                .get(region)
                 .deregister_image()
                 .image_id(image)
                 .send()
@@ -139,7 +122,8 @@ impl Ec2Images for SdkEc2 {
         snapshot: &'a str,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            self.client(region)
+            self.0
+                .get(region)
                 .delete_snapshot()
                 .snapshot_id(snapshot)
                 .send()

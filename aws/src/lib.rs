@@ -24,6 +24,7 @@ pub mod error;
 pub mod images;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod regional;
 pub mod sdk;
 pub mod ssm;
 pub mod store;

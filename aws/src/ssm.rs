@@ -1,13 +1,12 @@
 //! Runner configs in SSM Parameter Store, one client per region.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 
 use crate::BoxFut;
 use crate::error::{AwsError, from_sdk};
+use crate::regional::PerRegion;
+use kiln_shared::runner_config;
 
 /// Read and write the JSON runner config of a preset in one region.
 pub trait RunnerConfigs: Send + Sync {
@@ -33,45 +32,23 @@ pub trait RunnerConfigs: Send + Sync {
     ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>>;
 }
 
-/// Largest value of a Standard-tier parameter (bytes); Advanced holds 8 KB.
-pub const STANDARD_TIER_MAX: usize = 4096;
-pub const ADVANCED_TIER_MAX: usize = 8192;
-
-/// The tier a value needs. Standard is free; Advanced is only chosen when required.
-pub fn tier_for(value: &str) -> ParameterTier {
-    if value.len() > STANDARD_TIER_MAX {
-        ParameterTier::Advanced
-    } else {
-        ParameterTier::Standard
+/// The tier a value needs: Standard (free) unless only Advanced holds it — the rule
+/// validation sized presets by. Oversized values are sent as Advanced, and SSM's own
+/// refusal names the limit.
+fn tier_for(value: &str) -> ParameterTier {
+    match runner_config::parameter_tier(value) {
+        Some(runner_config::ParameterTier::Standard) => ParameterTier::Standard,
+        _ => ParameterTier::Advanced,
     }
 }
 
 /// The real SSM, with a client per region built from one base configuration (so an
 /// endpoint override for local emulators applies to every region).
-pub struct SsmConfigs {
-    base: aws_config::SdkConfig,
-    clients: Mutex<HashMap<String, Client>>,
-}
+pub struct SsmConfigs(PerRegion<Client>);
 
 impl SsmConfigs {
     pub fn new(base: aws_config::SdkConfig) -> Self {
-        SsmConfigs {
-            base,
-            clients: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn client(&self, region: &str) -> Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let conf = aws_sdk_ssm::config::Builder::from(&self.base)
-                    .region(aws_sdk_ssm::config::Region::new(region.to_owned()))
-                    .build();
-                Client::from_conf(conf)
-            })
-            .clone()
+        SsmConfigs(PerRegion::new(base, Client::new))
     }
 }
 
@@ -82,7 +59,7 @@ impl RunnerConfigs for SsmConfigs {
         name: &'a str,
     ) -> BoxFut<'a, Result<Option<String>, AwsError>> {
         Box::pin(async move {
-            match self.client(region).get_parameter().name(name).send().await {
+            match self.0.get(region).get_parameter().name(name).send().await {
                 Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
                 Err(e)
                     if e.as_service_error()
@@ -102,7 +79,8 @@ impl RunnerConfigs for SsmConfigs {
         value: &'a str,
     ) -> BoxFut<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            self.client(region)
+            self.0
+                .get(region)
                 .put_parameter()
                 .name(name)
                 .value(value)
@@ -123,7 +101,8 @@ impl RunnerConfigs for SsmConfigs {
     ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>> {
         Box::pin(async move {
             let mut pages = self
-                .client(region)
+                .0
+                .get(region)
                 .get_parameters_by_path()
                 .path(path)
                 .recursive(true)
