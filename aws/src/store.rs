@@ -200,6 +200,16 @@ impl DynamoStore {
         }
     }
 
+    /// SDK errors name the table: "ResourceNotFound" alone does not say which table is missing.
+    fn sdk_err<E>(&self, operation: &'static str, err: crate::error::SdkError<E>) -> AwsError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut e = from_sdk(operation, err);
+        e.message = format!("table {}: {}", self.table, e.message);
+        e
+    }
+
     async fn get(&self, job_id: &str) -> Result<Option<Item>, AwsError> {
         let out = self
             .client
@@ -209,7 +219,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| from_sdk("dynamodb:GetItem", e))?;
+            .map_err(|e| self.sdk_err("dynamodb:GetItem", e))?;
         Ok(out.item)
     }
 
@@ -238,7 +248,7 @@ impl DynamoStore {
             {
                 Ok(Cas::Conflict)
             }
-            Err(e) => Err(from_sdk("dynamodb:PutItem", e)),
+            Err(e) => Err(self.sdk_err("dynamodb:PutItem", e)),
         }
     }
 
@@ -257,7 +267,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| from_sdk("dynamodb:Query", e))?;
+                .map_err(|e| self.sdk_err("dynamodb:Query", e))?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -376,7 +386,7 @@ impl StateStore for DynamoStore {
                 .key(KEY, AttributeValue::S(preset_job_id(name)))
                 .send()
                 .await
-                .map_err(|e| from_sdk("dynamodb:DeleteItem", e))?;
+                .map_err(|e| self.sdk_err("dynamodb:DeleteItem", e))?;
             Ok(())
         })
     }
@@ -447,7 +457,7 @@ impl StateStore for DynamoStore {
                 {
                     Ok(Cas::Conflict)
                 }
-                Err(e) => Err(from_sdk("dynamodb:PutItem", e)),
+                Err(e) => Err(self.sdk_err("dynamodb:PutItem", e)),
             }
         })
     }

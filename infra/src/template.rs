@@ -25,10 +25,8 @@ pub use stack::presets_property;
 
 use cfn::reference;
 
-/// Prefix of every name kiln creates, unless the `Prefix` parameter says otherwise.
-pub const DEFAULT_PREFIX: &str = "spot-runner";
-/// The GSI every reader of the table uses.
-pub const RECORD_TYPE_INDEX: &str = "recordType-index";
+/// The table's names have one home, shared with the Lambdas and the CLI.
+pub use kiln_shared::table::{DEFAULT_PREFIX, RECORD_TYPE_INDEX, table_name};
 /// Tags put on every AMI, read back by `kiln cleanup` and `kiln list`.
 pub const TAG_PRESET: &str = "kiln:preset";
 pub const TAG_PREFIX: &str = "kiln:prefix";
@@ -37,11 +35,6 @@ pub const TAG_TEMPLATE: &str = "kiln:template";
 /// CloudFormation's hard limits we can hit with many presets.
 pub const MAX_RESOURCES: usize = 500;
 pub const MAX_TEMPLATE_BYTES: usize = 1_000_000;
-
-/// The table's name for a prefix (the CLI's `--table` default follows it).
-pub fn table_name(prefix: &str) -> String {
-    format!("{prefix}-state")
-}
 
 /// Knobs of the rendered template that are not presets.
 #[derive(Debug, Clone)]
