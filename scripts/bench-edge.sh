@@ -15,7 +15,7 @@ source "$ROOT/scripts/env.sh"
 DURATION="${1:-10}"
 CONNS="${2:-32}"
 ROUNDS="${3:-2}"
-SECRET="bench-secret-$$"
+SECRET="bench-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n")"
 
 for tool in wrk wrangler openssl python3 curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool not found (scripts/setup.sh installs wrk and wrangler)" >&2; exit 1; }

@@ -1,8 +1,9 @@
 //! Worker configuration from `wrangler.toml` vars and secrets.
 //!
 //! A bad or missing value never stops the Worker: it falls back to a default (or, for
-//! the origin, to serving the last known good snapshot) and is reported by `/healthz`
-//! by variable name only; values (the secret in particular) are never echoed.
+//! the origin, to serving the last known good snapshot) and is logged by variable name
+//! only; `/healthz` says publicly only *that* the Worker is misconfigured. Values (the
+//! secret in particular) are never echoed, not even by `Debug`.
 
 use kiln_shared::signing::DEFAULT_WINDOW_SECS;
 
@@ -16,6 +17,9 @@ pub const PAGE_REFRESH_SECS: &str = "PAGE_REFRESH_SECS";
 pub const MAX_CLOCK_SKEW_SECS: &str = "MAX_CLOCK_SKEW_SECS";
 /// The KV namespace binding holding the last known good snapshot.
 pub const KV_BINDING: &str = "KILN_STATUS";
+/// HMAC-SHA256 keys shorter than its block-size half are guessable offline from one
+/// signed response; `wrangler secret put` of a 32-byte random value is the floor.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -28,7 +32,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// Base URL of the status origin, without a trailing slash.
     pub origin_url: Option<String>,
@@ -65,9 +69,57 @@ impl Default for Config {
     }
 }
 
+/// Everything but the secret, which shows only whether it is set.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("origin_url", &self.origin_url)
+            .field(
+                "origin_secret",
+                &self.origin_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field(
+                "stale_while_revalidate_secs",
+                &self.stale_while_revalidate_secs,
+            )
+            .field("origin_timeout_ms", &self.origin_timeout_ms)
+            .field("signature_window_secs", &self.signature_window_secs)
+            .field("page_refresh_secs", &self.page_refresh_secs)
+            .field("max_clock_skew_secs", &self.max_clock_skew_secs)
+            .field("problems", &self.problems)
+            .finish()
+    }
+}
+
+/// `http://` is for a loopback origin only (`kiln dev`, the tests): on the internet the
+/// signed status would travel in the clear and be open to tampering by the path.
+fn loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Config {
     /// Reads every setting through `lookup` (vars and secrets by name).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        Self::from_env(lookup, &[])
+    }
+
+    /// As [`Config::from_lookup`]; `plain_vars` are the names declared under `[vars]` in
+    /// the `wrangler.toml` the Worker was built with. The runtime cannot tell a secret
+    /// from a var (both are strings on `env`), so a secret declared there is refused:
+    /// plain vars are shown in the dashboard and in the deployed configuration.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>, plain_vars: &[&str]) -> Config {
         let mut c = Config::default();
         let get = |name: &str| {
             lookup(name)
@@ -77,18 +129,31 @@ impl Config {
 
         match get(ORIGIN_URL) {
             None => c.problems.push(ConfigError::Missing(ORIGIN_URL)),
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Some(url)
+                if url.len() > "https://".len()
+                    && (url.starts_with("https://") || loopback_http(&url)) =>
+            {
                 c.origin_url = Some(url.trim_end_matches('/').to_owned());
             }
             Some(_) => c.problems.push(ConfigError::Invalid {
                 name: ORIGIN_URL,
-                expected: "an http(s):// URL",
+                expected: "an https:// URL (http:// only for a loopback origin)",
             }),
         }
         // Secrets are not trimmed: they are used byte for byte by both sides.
         match lookup(ORIGIN_SECRET).filter(|s| !s.is_empty()) {
-            Some(s) => c.origin_secret = Some(s.into_bytes()),
             None => c.problems.push(ConfigError::Missing(ORIGIN_SECRET)),
+            Some(_) if plain_vars.contains(&ORIGIN_SECRET) => {
+                c.problems.push(ConfigError::Invalid {
+                    name: ORIGIN_SECRET,
+                    expected: "set with `wrangler secret put`, not under [vars]",
+                })
+            }
+            Some(s) if s.len() < MIN_SECRET_BYTES => c.problems.push(ConfigError::Invalid {
+                name: ORIGIN_SECRET,
+                expected: "at least 32 bytes (e.g. `openssl rand -hex 32`)",
+            }),
+            Some(s) => c.origin_secret = Some(s.into_bytes()),
         }
 
         let mut number = |name: &'static str, min: u32, max: u32, slot: &mut u32| {
@@ -151,6 +216,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
     fn from(pairs: &[(&str, &str)]) -> Config {
         let map: HashMap<String, String> = pairs
             .iter()
@@ -163,7 +230,7 @@ mod tests {
     fn full_config() {
         let c = from(&[
             (ORIGIN_URL, " https://origin.example/ "),
-            (ORIGIN_SECRET, "s3cret"),
+            (ORIGIN_SECRET, SECRET),
             (CACHE_TTL_SECS, "5"),
             (STALE_WHILE_REVALIDATE_SECS, "0"),
             (ORIGIN_TIMEOUT_MS, "800"),
@@ -173,7 +240,7 @@ mod tests {
         ]);
         assert_eq!(c.problems, vec![]);
         assert_eq!(c.origin_url.as_deref(), Some("https://origin.example"));
-        assert_eq!(c.origin_secret.as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(c.origin_secret.as_deref(), Some(SECRET.as_bytes()));
         assert_eq!(
             (
                 c.cache_ttl_secs,
@@ -212,12 +279,59 @@ mod tests {
         assert_eq!(
             msgs,
             vec![
-                "ORIGIN_URL must be an http(s):// URL",
+                "ORIGIN_URL must be an https:// URL (http:// only for a loopback origin)",
                 "ORIGIN_SECRET is not set",
                 "CACHE_TTL_SECS must be whole seconds from 1 to 3600",
                 "ORIGIN_TIMEOUT_MS must be milliseconds from 100 to 30000",
                 "MAX_CLOCK_SKEW_SECS must be whole seconds from 0 to 600",
             ]
         );
+    }
+
+    #[test]
+    fn weak_or_plain_secrets_and_public_http_origins_are_refused() {
+        let short = from(&[(ORIGIN_URL, "https://o.example"), (ORIGIN_SECRET, "k")]);
+        assert_eq!(short.origin_secret, None);
+        assert!(short.problems[0].to_string().contains("at least 32 bytes"));
+
+        let lookup = |k: &str| (k == ORIGIN_SECRET).then(|| SECRET.to_owned());
+        let plain = Config::from_env(lookup, &[ORIGIN_URL, ORIGIN_SECRET]);
+        assert_eq!(plain.origin_secret, None);
+        assert!(
+            plain
+                .problems
+                .iter()
+                .any(|p| p.to_string().contains("wrangler secret put"))
+        );
+        assert!(
+            Config::from_env(lookup, &[ORIGIN_URL])
+                .origin_secret
+                .is_some()
+        );
+
+        for url in [
+            "http://origin.example",
+            "http://127.0.0.1.example.com",
+            "http://localhost.evil",
+            "https://",
+        ] {
+            assert_eq!(from(&[(ORIGIN_URL, url)]).origin_url, None, "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:9000",
+            "http://localhost:3000/x",
+            "http://[::1]:8080",
+            "https://abc.lambda-url.us-east-1.on.aws/",
+        ] {
+            assert!(from(&[(ORIGIN_URL, url)]).origin_url.is_some(), "{url}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let c = from(&[(ORIGIN_SECRET, SECRET)]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

@@ -96,13 +96,22 @@ impl Platform for WorkerPlatform {
 
     fn config(&self) -> &Config {
         self.isolate.config.get_or_init(|| {
-            Config::from_lookup(|name| {
-                self.env
-                    .secret(name)
-                    .map(|s| s.to_string())
-                    .or_else(|_| self.env.var(name).map(|v| v.to_string()))
-                    .ok()
-            })
+            let plain: Vec<&str> = env!("KILN_PLAIN_VARS").split(',').collect();
+            let config = Config::from_env(
+                |name| {
+                    self.env
+                        .secret(name)
+                        .map(|s| s.to_string())
+                        .or_else(|_| self.env.var(name).map(|v| v.to_string()))
+                        .ok()
+                },
+                &plain,
+            );
+            // Once per isolate: the public /healthz only says "misconfigured".
+            for problem in &config.problems {
+                self.log(&format!("configuration: {problem}"));
+            }
+            config
         })
     }
 

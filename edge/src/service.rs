@@ -64,6 +64,8 @@ pub struct Memory {
     flight: RefCell<Option<Vec<Wake>>>,
     /// What KV holds, as this isolate last read or wrote it.
     kv: RefCell<Option<tiers::KvSeen>>,
+    /// Origin pulls made, for each pull's nonce.
+    pulls: Cell<u64>,
 }
 
 impl Memory {
@@ -77,6 +79,14 @@ impl Memory {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// A nonce no other pull of this isolate (nor, by the random id, of another isolate)
+    /// uses: the origin answers each signature once, and two pulls can share a second.
+    pub fn next_nonce(&self) -> String {
+        let n = self.pulls.get().wrapping_add(1);
+        self.pulls.set(n);
+        format!("{:016x}{n:08x}", self.id)
     }
 }
 
@@ -153,7 +163,13 @@ impl<P: Platform> Edge<P> {
                 .with("cache-control", NO_STORE)
                 .with("etag", etag);
         }
-        let cc = self.cache_control(&s);
+        // A gate's "ready" must not outlive readiness in a shared cache (a CDN or proxy
+        // in front of CI would answer 200 for max-age after a failure).
+        let cc = if require_ready {
+            NO_STORE.to_owned()
+        } else {
+            self.cache_control(&s)
+        };
         let reply = if if_none_match_hits(req.if_none_match, &etag) {
             Reply::new(304, JSON, Body::Empty)
         } else {
@@ -204,27 +220,19 @@ impl<P: Platform> Edge<P> {
         reply.with("cache-control", self.cache_control(&s))
     }
 
+    /// Publicly only whether the Worker is configured: which setting is wrong is for
+    /// the operator's log (`wrangler tail`), not for anyone probing the edge.
     fn healthz(&self) -> Reply {
-        let problems: Vec<String> = self
-            .p
-            .config()
-            .problems
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
-        #[derive(serde::Serialize)]
-        struct Health {
-            status: &'static str,
-            #[serde(skip_serializing_if = "Vec::is_empty")]
-            problems: Vec<String>,
+        let problems = &self.p.config().problems;
+        for problem in problems {
+            self.p.log(&format!("healthz: {problem}"));
         }
-        let (code, status) = if problems.is_empty() {
-            (200, "ok")
+        let (code, body) = if problems.is_empty() {
+            (200, r#"{"status":"ok"}"#)
         } else {
-            (503, "misconfigured")
+            (503, r#"{"status":"misconfigured"}"#)
         };
-        let body = serde_json::to_string(&Health { status, problems }).expect("serialises");
-        Reply::new(code, JSON, Body::Text(body)).with("cache-control", NO_STORE)
+        Reply::new(code, JSON, Body::Text(body.into())).with("cache-control", NO_STORE)
     }
 }
 

@@ -10,7 +10,7 @@ use kiln_tests::test_origin::{Mode, TestOrigin, ingest_headers};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 
-const SECRET: &str = "e2e-shared-secret-b9d04c";
+const SECRET: &str = "e2e-shared-secret-b9d04c-0123456789abcdef";
 
 fn client() -> Client {
     Client::builder()

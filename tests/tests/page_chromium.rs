@@ -9,7 +9,7 @@ use kiln_tests::chromium::{Browser, BrowserOptions, find_chromium};
 use kiln_tests::fixtures;
 use kiln_tests::test_origin::{Mode, TestOrigin};
 
-const SECRET: &str = "page-e2e-secret-41c2";
+const SECRET: &str = "page-e2e-secret-41c2-0123456789abcdef";
 
 async fn past_ttl() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;

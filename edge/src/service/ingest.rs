@@ -15,11 +15,11 @@ impl<P: Platform> Edge<P> {
     pub(super) async fn ingest(&self, req: &Request<'_>, mut src: impl BodySource) -> Reply {
         let cfg = self.p.config();
         let Some(secret) = cfg.origin_secret.as_deref() else {
-            return Reply::error(
-                503,
-                "ingest_disabled",
-                &format!("{ORIGIN_SECRET} is not set"),
-            );
+            // Which setting is missing is for the log, not for the caller.
+            self.p.log(&format!(
+                "ingest refused: no usable {ORIGIN_SECRET} (see /healthz)"
+            ));
+            return Reply::error(503, "ingest_disabled", "ingest is not configured");
         };
         let body = match read_limited(&mut src, req.content_length, MAX_INGEST_BYTES).await {
             Ok(b) => b,

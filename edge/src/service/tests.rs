@@ -26,6 +26,8 @@ enum OriginMode {
     Down,
     /// Answers with a signature made with another key.
     WrongKey(StatusReport),
+    /// Answers with a genuine response to another request (a replayed answer).
+    Misbound(StatusReport),
 }
 
 type Task = Pin<Box<dyn Future<Output = ()>>>;
@@ -37,6 +39,8 @@ struct State {
     memory: Memory,
     origin: Rc<RefCell<OriginMode>>,
     origin_calls: Rc<Cell<u32>>,
+    /// The signed target of every origin pull, in order.
+    targets: Rc<RefCell<Vec<String>>>,
     /// How many times an origin fetch yields before answering (requests in flight).
     origin_yields: Rc<Cell<u32>>,
     cache: Rc<RefCell<Option<String>>>,
@@ -77,7 +81,9 @@ impl Platform for Fake {
     }
     async fn fetch_origin(&self, req: &OriginRequest) -> Result<OriginResponse, OriginError> {
         self.0.origin_calls.set(self.0.origin_calls.get() + 1);
-        assert_eq!(req.url, "http://origin.test/status");
+        assert_eq!(req.url, format!("http://origin.test{}", req.target));
+        assert!(kiln_shared::signing::status_nonce(&req.target).is_some());
+        self.0.targets.borrow_mut().push(req.target.clone());
         for _ in 0..self.0.origin_yields.get() {
             YieldNow::default().await;
         }
@@ -91,13 +97,26 @@ impl Platform for Fake {
                 (r, SECRET)
             }
             OriginMode::WrongKey(r) => (r.clone(), "not-the-secret"),
+            OriginMode::Misbound(r) => {
+                let body = serde_json::to_vec(r).unwrap();
+                let ts = self.now();
+                let other = kiln_shared::signing::origin_status_target("some-other-pull");
+                return Ok(OriginResponse {
+                    status: 200,
+                    timestamp: Some(ts.to_string()),
+                    signature: Some(
+                        sign(SECRET.as_bytes(), ts, RESPONSE_METHOD, &other, &body).unwrap(),
+                    ),
+                    body,
+                });
+            }
         };
         let body = serde_json::to_vec(&report).unwrap();
         let ts = self.now();
         Ok(OriginResponse {
             status: 200,
             timestamp: Some(ts.to_string()),
-            signature: Some(sign(key.as_bytes(), ts, RESPONSE_METHOD, "/status", &body).unwrap()),
+            signature: Some(sign(key.as_bytes(), ts, RESPONSE_METHOD, &req.target, &body).unwrap()),
             body,
         })
     }
@@ -142,6 +161,7 @@ fn fake_with(config: Config, origin: OriginMode) -> Fake {
         memory: Memory::new(1),
         origin: Rc::new(RefCell::new(origin)),
         origin_calls: Rc::default(),
+        targets: Rc::default(),
         origin_yields: Rc::default(),
         cache: Rc::default(),
         kv: Rc::default(),
@@ -183,6 +203,7 @@ impl Fake {
             memory: Memory::new(id),
             origin: s.origin.clone(),
             origin_calls: s.origin_calls.clone(),
+            targets: s.targets.clone(),
             origin_yields: s.origin_yields.clone(),
             cache: s.cache.clone(),
             kv: s.kv.clone(),
@@ -354,6 +375,17 @@ fn require_ready_gates_with_the_same_body() {
         ..Request::default()
     });
     assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.header("cache-control"),
+        Some("no-store"),
+        "a gate's 200 is not for shared caches"
+    );
+    assert!(
+        f.get("/status")
+            .header("cache-control")
+            .is_some_and(|c| c.starts_with("public")),
+        "the plain view stays cacheable"
+    );
 
     let f = fake(OriginMode::Up(building()));
     let plain = f.get("/status");
@@ -615,7 +647,13 @@ fn ingest_without_a_secret_is_disabled() {
     );
     let r = f.ingest(b"{}", T0, SECRET);
     assert_eq!(r.status, 503);
-    assert!(r.text().contains("ORIGIN_SECRET is not set"));
+    assert!(!r.text().contains("ORIGIN_SECRET"), "{}", r.text());
+    assert!(
+        f.0.logs
+            .borrow()
+            .iter()
+            .any(|l| l.contains("ORIGIN_SECRET"))
+    );
 }
 
 #[test]
@@ -688,14 +726,18 @@ fn routing_errors_are_json() {
 }
 
 #[test]
-fn healthz_reports_configuration_by_name() {
+fn healthz_is_generic_in_public_and_names_problems_in_the_log() {
     let f = fake(OriginMode::Down);
     let r = f.get("/healthz");
     assert_eq!((r.status, r.text()), (200, r#"{"status":"ok"}"#));
     let bad = fake_with(Config::from_lookup(|_| None), OriginMode::Down);
     let r = bad.get("/healthz");
-    assert_eq!(r.status, 503);
-    assert!(r.text().contains("ORIGIN_URL is not set"), "{}", r.text());
+    assert_eq!((r.status, r.text()), (503, r#"{"status":"misconfigured"}"#));
+    let logs = bad.0.logs.borrow();
+    assert!(
+        logs.iter().any(|l| l.contains("ORIGIN_URL is not set")),
+        "{logs:?}"
+    );
     assert_eq!(bad.0.origin_calls.get(), 0);
 }
 
