@@ -8,7 +8,10 @@
 //! - [`ssm::RunnerConfigs`] — the SSM runner configs, per region;
 //! - [`images::ImageBuilderApi`] — EC2 Image Builder pipelines and images;
 //! - [`ec2::Ec2Images`] — EC2 AMIs and their snapshots, per region;
-//! - [`edge::EdgePusher`] — the signed push of a status snapshot to the Worker.
+//! - [`edge::EdgePusher`] — the signed push of a status snapshot to the Worker;
+//! - for `kiln deploy`: [`cfn::Stacks`] (CloudFormation change sets, events, outputs),
+//!   [`artifacts::Artifacts`] (the S3 artifacts bucket, content-addressed uploads) and
+//!   [`secrets::Secrets`] (the edge secret in Secrets Manager, generated once).
 //!
 //! [`sdk`] builds the real clients from one SDK configuration. Behind the `mock` cargo
 //! feature, [`mock`] adds a failure-injecting, call-counting wrapper for every trait
@@ -17,7 +20,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod artifacts;
 pub mod attr;
+pub mod cfn;
 pub mod ec2;
 pub mod edge;
 pub mod error;
@@ -26,6 +31,7 @@ pub mod images;
 pub mod mock;
 pub mod regional;
 pub mod sdk;
+pub mod secrets;
 pub mod ssm;
 pub mod store;
 

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+use crate::artifacts::{Artifacts, S3Artifacts};
+use crate::cfn::{SdkStacks, Stacks};
 use crate::ec2::{Ec2Images, SdkEc2};
 use crate::edge::{EdgePusher, NoEdge};
 use crate::images::{ImageBuilderApi, SdkImageBuilder};
+use crate::secrets::{SdkSecrets, Secrets};
 use crate::ssm::{RunnerConfigs, SsmConfigs};
 use crate::store::{DynamoStore, StateStore};
 
@@ -61,6 +64,47 @@ impl Clients {
 
     pub fn with_edge(self, edge: Arc<dyn EdgePusher>) -> Self {
         Clients { edge, ..self }
+    }
+}
+
+/// Endpoint overrides of the deploy's services (local emulators), kept apart from
+/// [`Endpoints`] so the Lambdas' clients do not grow by services they never call.
+#[derive(Debug, Clone, Default)]
+pub struct DeployEndpoints {
+    pub cloudformation: Option<String>,
+    pub s3: Option<String>,
+    pub secretsmanager: Option<String>,
+}
+
+/// The clients of `kiln deploy` / `kiln destroy`.
+#[derive(Clone)]
+pub struct DeployClients {
+    pub stacks: Arc<dyn Stacks>,
+    pub artifacts: Arc<dyn Artifacts>,
+    pub secrets: Arc<dyn Secrets>,
+}
+
+impl DeployClients {
+    pub fn from_sdk(sdk: &SdkConfig, endpoints: &DeployEndpoints) -> Self {
+        let with = |url: &Option<String>| match url {
+            Some(url) => sdk.to_builder().endpoint_url(url).build(),
+            None => sdk.clone(),
+        };
+        let s3 = with(&endpoints.s3);
+        // Emulators on loopback have no per-bucket host names: path-style addressing.
+        let local = s3.endpoint_url().is_some();
+        let s3 = aws_sdk_s3::config::Builder::from(&s3)
+            .force_path_style(local)
+            .build();
+        DeployClients {
+            stacks: Arc::new(SdkStacks::new(aws_sdk_cloudformation::Client::new(&with(
+                &endpoints.cloudformation,
+            )))),
+            artifacts: Arc::new(S3Artifacts::new(aws_sdk_s3::Client::from_conf(s3))),
+            secrets: Arc::new(SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&with(
+                &endpoints.secretsmanager,
+            )))),
+        }
     }
 }
 

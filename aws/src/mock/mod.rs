@@ -1,6 +1,8 @@
 //! Test doubles for every client trait (feature `mock`): [`faults`] wraps any
 //! implementation to count calls per IAM action and inject failures; [`fakes`] are
-//! in-memory implementations that keep the contracts that matter.
+//! in-memory implementations that keep the contracts that matter; [`deploy`] fakes the
+//! deploy's S3 and Secrets Manager clients.
 
+pub mod deploy;
 pub mod fakes;
 pub mod faults;
