@@ -1,11 +1,15 @@
 # Two commands matter: `make dev` and `make test`. Both install what is missing first.
-.PHONY: dev test setup bench soak fuzz fmt
+.PHONY: dev test check setup bench soak fuzz fmt
 
 dev:
 	@ARGS="$(ARGS)" bash scripts/dev.sh
 
 test:
 	@bash scripts/test.sh
+
+# The fast inner loop: fmt, clippy, unit tests; no emulators, no setup.
+check:
+	@bash scripts/check.sh
 
 setup:
 	@bash scripts/setup.sh

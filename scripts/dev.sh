@@ -8,7 +8,8 @@ cd "$ROOT"
 bash scripts/setup.sh
 source scripts/env.sh
 echo "dev: building the Lambdas and the kiln CLI"
-cargo build --quiet -p kiln-lambdas --bins -p kiln-infra --bin kiln
+# The same build as `make test`, so dev after test reuses every artifact.
+cargo build --quiet --workspace --bins --locked
 echo "dev: building the Worker"
 bash scripts/build-edge.sh
 # shellcheck disable=SC2086

@@ -10,11 +10,7 @@ export KILN_REQUIRE_TOOLS=1
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "cargo fmt --check"
-cargo fmt --all --check
-
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+bash scripts/lint.sh
 
 step "wasm32 build check: shared, web"
 ( kiln_wasm_env; cargo build --locked --target wasm32-unknown-unknown -p kiln-shared -p kiln-web )

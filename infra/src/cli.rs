@@ -101,7 +101,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Wait until the public status is ready: exit 0 ready, 1 degraded, 2 timeout.
+    /// Wait for the public status: exit 0 on the condition, 1 degraded, 2 timeout.
     Wait {
         #[arg(long, env = "KILN_STATUS_URL")]
         url: String,
@@ -139,9 +139,17 @@ pub enum Command {
     Dev(DevArgs),
 }
 
+/// What `kiln wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Until {
+    /// Every preset ready (exit 0); the first failed build ends the wait (exit 1).
     Ready,
+    /// No build in flight: every preset ready (exit 0) or some failed (exit 1). Waits out
+    /// the other presets' builds after a failure, for a full report.
+    Settled,
+    /// The edge answers with a status document, whatever it says (exit 0): DNS, routes
+    /// and secrets are in place right after a deploy.
+    Reachable,
 }
 
 #[derive(Debug, Clone, Args)]

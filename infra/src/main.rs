@@ -167,13 +167,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Wait {
             url,
-            until: _,
+            until,
             timeout,
             interval,
         } => {
             let url = status::status_url(&url)?;
             let mut last_line = String::new();
-            let outcome = status::wait_ready(&status::client(), &url, timeout, interval, |r| {
+            let outcome = status::wait(&status::client(), &url, until, timeout, interval, |r| {
                 let line = match r {
                     Ok(report) => format!("{}: {}", report.status, report.message),
                     Err(e) => format!("waiting: {e}"),
@@ -196,8 +196,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         (None, Some(e)) => format!("never got a status: {e}"),
                         (None, None) => "never got a status".into(),
                     };
+                    let goal = clap::ValueEnum::to_possible_value(&until)
+                        .map(|v| v.get_name().to_owned())
+                        .unwrap_or_default();
                     eprintln!(
-                        "error: not ready after {}: {state}",
+                        "error: not {goal} after {}: {state}",
                         humanize(timeout.as_secs())
                     );
                 }

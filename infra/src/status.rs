@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use kiln_shared::{OverallStatus, StatusReport};
+use kiln_shared::{OverallStatus, PresetStatus, StatusReport};
+
+use crate::cli::Until;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -124,12 +126,28 @@ impl WaitOutcome {
     }
 }
 
-/// Polls until ready (0), degraded (1) or the deadline (2). Fetch errors and
-/// `not_configured`/`building` keep waiting: right after a deploy the edge and the
-/// first builds are still coming up. `progress` sees every poll's result.
-pub async fn wait_ready(
+/// Whether `report` ends a wait for `until`; `None` keeps polling.
+pub fn settles(until: Until, report: &StatusReport) -> Option<bool> {
+    let in_flight = report
+        .presets
+        .iter()
+        .any(|p| matches!(p.status, PresetStatus::Building | PresetStatus::NotConfigured));
+    match (until, report.status) {
+        (Until::Reachable, _) => Some(true),
+        (_, OverallStatus::Ready) => Some(true),
+        (Until::Ready, OverallStatus::Degraded) => Some(false),
+        (Until::Settled, OverallStatus::Degraded) if !in_flight => Some(false),
+        _ => None,
+    }
+}
+
+/// Polls until `until` holds (0), the wait ends degraded (1) or the deadline (2). Fetch
+/// errors and `not_configured`/`building` keep waiting: right after a deploy the edge and
+/// the first builds are still coming up. `progress` sees every poll's result.
+pub async fn wait(
     client: &reqwest::Client,
     url: &str,
+    until: Until,
     timeout: Duration,
     interval: Duration,
     mut progress: impl FnMut(&Result<StatusReport, StatusError>),
@@ -141,10 +159,10 @@ pub async fn wait_ready(
         let result = fetch(client, url).await;
         progress(&result);
         match result {
-            Ok(report) => match report.status {
-                OverallStatus::Ready => return WaitOutcome::Ready(report),
-                OverallStatus::Degraded => return WaitOutcome::Degraded(report),
-                OverallStatus::Building | OverallStatus::NotConfigured => last = Some(report),
+            Ok(report) => match settles(until, &report) {
+                Some(true) => return WaitOutcome::Ready(report),
+                Some(false) => return WaitOutcome::Degraded(report),
+                None => last = Some(report),
             },
             Err(e) => last_error = Some(e.to_string()),
         }
@@ -159,6 +177,52 @@ pub async fn wait_ready(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(status: OverallStatus, presets: &[PresetStatus]) -> StatusReport {
+        StatusReport {
+            status,
+            message: String::new(),
+            presets: presets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| kiln_shared::PresetReport {
+                    name: format!("p{i}"),
+                    status: *s,
+                    ami_id: None,
+                    updated_at: None,
+                    architecture: None,
+                    amis: Default::default(),
+                })
+                .collect(),
+            generated_at: "2026-01-27T12:00:00Z".into(),
+            stale: false,
+        }
+    }
+
+    #[test]
+    fn each_until_mode_ends_on_its_own_condition() {
+        use OverallStatus as O;
+        use PresetStatus as P;
+        let failed_while_building = report(O::Degraded, &[P::Failed, P::Building]);
+        let failed_settled = report(O::Degraded, &[P::Failed, P::Ready]);
+        let building = report(O::Building, &[P::Building]);
+        let unconfigured = report(O::NotConfigured, &[]);
+        let ready = report(O::Ready, &[P::Ready]);
+
+        assert_eq!(settles(Until::Ready, &failed_while_building), Some(false));
+        assert_eq!(settles(Until::Ready, &building), None);
+        assert_eq!(settles(Until::Ready, &ready), Some(true));
+
+        assert_eq!(settles(Until::Settled, &failed_while_building), None);
+        assert_eq!(settles(Until::Settled, &failed_settled), Some(false));
+        assert_eq!(settles(Until::Settled, &building), None);
+        assert_eq!(settles(Until::Settled, &ready), Some(true));
+
+        for r in [&failed_while_building, &building, &unconfigured, &ready] {
+            assert_eq!(settles(Until::Reachable, r), Some(true));
+        }
+        assert_eq!(settles(Until::Ready, &unconfigured), None);
+    }
 
     #[test]
     fn status_url_appends_the_path_only_to_a_bare_origin() {

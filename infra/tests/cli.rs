@@ -254,6 +254,59 @@ fn wait_exits_1_on_degraded() {
     );
 }
 
+/// A degraded document with the given per-preset states.
+fn degraded(presets: &[(&str, &str)]) -> String {
+    let presets: Vec<_> = presets
+        .iter()
+        .map(|(name, status)| {
+            serde_json::json!({
+                "name": name, "status": status, "amiId": null,
+                "updatedAt": "2026-01-27T12:00:00Z", "architecture": "x86_64", "amis": {},
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "status": "degraded", "message": "linux-x64 failed", "presets": presets,
+        "generatedAt": "2026-01-27T12:00:05Z", "stale": false,
+    })
+    .to_string()
+}
+
+#[test]
+fn wait_until_settled_waits_out_the_other_builds_after_a_failure() {
+    let server = serve(vec![
+        (503, degraded(&[("linux-x64", "failed"), ("linux-arm64", "building")])),
+        (503, degraded(&[("linux-x64", "failed"), ("linux-arm64", "building")])),
+        (503, degraded(&[("linux-x64", "failed"), ("linux-arm64", "ready")])),
+    ]);
+    let out = kiln()
+        .args([
+            "wait", "--url", &server.url, "--until", "settled", "--timeout", "30s",
+            "--interval", "50ms",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 3, "{}", describe(&out));
+}
+
+#[test]
+fn wait_until_reachable_ends_on_the_first_status_document() {
+    let server = serve(vec![
+        (502, "bad gateway".into()),
+        (200, report("building", "1 preset building")),
+    ]);
+    let out = kiln()
+        .args([
+            "wait", "--url", &server.url, "--until", "reachable", "--timeout", "30s",
+            "--interval", "50ms",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+}
+
 #[test]
 fn wait_exits_2_on_timeout() {
     let server = serve(vec![(200, report("building", "1 preset building"))]);

@@ -8,13 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The repository root (the workspace's directory).
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
+use kiln_devstack::emulators::kiln_root as repo_root;
 
 /// `target/debug` after the workspace binaries are built.
 pub fn bin_dir() -> PathBuf {
