@@ -5,8 +5,7 @@
 
 use kiln_shared::StatusReport;
 use kiln_shared::signing::{
-    self, ORIGIN_STATUS_PATH, RESPONSE_METHOD, SIGNATURE_HEADER, SignatureError, SignedRequest,
-    TIMESTAMP_HEADER,
+    self, RESPONSE_METHOD, SIGNATURE_HEADER, SignatureError, SignedRequest, TIMESTAMP_HEADER,
 };
 
 use crate::config::{Config, ORIGIN_SECRET, ORIGIN_URL};
@@ -29,12 +28,14 @@ pub enum OriginError {
     FromTheFuture(i64),
 }
 
-/// The signed `GET {ORIGIN_URL}/status`.
+/// The signed `GET {ORIGIN_URL}/status?nonce=…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginRequest {
     pub url: String,
     pub headers: [(&'static str, String); 2],
     pub timeout_ms: u32,
+    /// What was signed (`/status?nonce=…`); the answer must be signed over it too.
+    pub target: String,
 }
 
 /// What came back, as raw as the platform got it.
@@ -46,7 +47,9 @@ pub struct OriginResponse {
     pub body: Vec<u8>,
 }
 
-pub fn request(cfg: &Config, now: i64) -> Result<OriginRequest, OriginError> {
+/// The pull's request. `nonce` must be unique per pull (the origin answers a signature
+/// once, and signs its answer over this pull's target).
+pub fn request(cfg: &Config, now: i64, nonce: &str) -> Result<OriginRequest, OriginError> {
     let base = cfg
         .origin_url
         .as_deref()
@@ -55,18 +58,21 @@ pub fn request(cfg: &Config, now: i64) -> Result<OriginRequest, OriginError> {
         .origin_secret
         .as_deref()
         .ok_or(OriginError::NotConfigured(ORIGIN_SECRET))?;
-    let sig = signing::sign(secret, now, "GET", ORIGIN_STATUS_PATH, b"")
-        .map_err(OriginError::Signature)?;
+    let target = signing::origin_status_target(nonce);
+    let sig = signing::sign(secret, now, "GET", &target, b"").map_err(OriginError::Signature)?;
     Ok(OriginRequest {
-        url: format!("{base}{ORIGIN_STATUS_PATH}"),
+        url: format!("{base}{target}"),
         headers: [(TIMESTAMP_HEADER, now.to_string()), (SIGNATURE_HEADER, sig)],
         timeout_ms: cfg.origin_timeout_ms,
+        target,
     })
 }
 
-/// Checks the origin's answer; returns the report and the response's signed timestamp.
+/// Checks the origin's answer to `req`; returns the report and the response's signed
+/// timestamp. A response signed for another request (a replayed answer) is refused.
 pub fn verify(
     cfg: &Config,
+    req: &OriginRequest,
     resp: &OriginResponse,
     now: i64,
 ) -> Result<(StatusReport, i64), OriginError> {
@@ -83,7 +89,7 @@ pub fn verify(
             timestamp: resp.timestamp.as_deref(),
             signature: resp.signature.as_deref(),
             method: RESPONSE_METHOD,
-            path: ORIGIN_STATUS_PATH,
+            path: &req.target,
             body: &resp.body,
         },
         now,
@@ -115,13 +121,21 @@ mod tests {
         }
     }
 
+    const TARGET: &str = "/status?nonce=0000000000000001";
+
+    fn pull() -> OriginRequest {
+        request(&cfg(), NOW, "0000000000000001").unwrap()
+    }
+
     fn signed(body: &[u8], ts: i64, key: &[u8]) -> OriginResponse {
+        signed_for(body, ts, key, TARGET)
+    }
+
+    fn signed_for(body: &[u8], ts: i64, key: &[u8], target: &str) -> OriginResponse {
         OriginResponse {
             status: 200,
             timestamp: Some(ts.to_string()),
-            signature: Some(
-                signing::sign(key, ts, RESPONSE_METHOD, ORIGIN_STATUS_PATH, body).unwrap(),
-            ),
+            signature: Some(signing::sign(key, ts, RESPONSE_METHOD, target, body).unwrap()),
             body: body.to_vec(),
         }
     }
@@ -133,36 +147,56 @@ mod tests {
     }
 
     #[test]
-    fn request_is_signed_for_get_status() {
-        let r = request(&cfg(), NOW).unwrap();
-        assert_eq!(r.url, "http://127.0.0.1:9/status");
+    fn request_is_signed_for_get_status_with_its_nonce() {
+        let r = pull();
+        assert_eq!(r.url, "http://127.0.0.1:9/status?nonce=0000000000000001");
+        assert_eq!(r.target, TARGET);
         assert_eq!(r.headers[0], (TIMESTAMP_HEADER, NOW.to_string()));
-        let ok = signing::verify(
-            b"k",
-            &SignedRequest {
-                timestamp: Some(&r.headers[0].1),
-                signature: Some(&r.headers[1].1),
-                method: "GET",
-                path: "/status",
-                body: b"",
-            },
-            NOW,
-            300,
-        );
-        assert_eq!(ok, Ok(NOW));
+        let check = |path: &str| {
+            signing::verify(
+                b"k",
+                &SignedRequest {
+                    timestamp: Some(&r.headers[0].1),
+                    signature: Some(&r.headers[1].1),
+                    method: "GET",
+                    path,
+                    body: b"",
+                },
+                NOW,
+                300,
+            )
+        };
+        assert_eq!(check(TARGET), Ok(NOW));
+        assert_eq!(check("/status"), Err(SignatureError::Mismatch));
+        // Two pulls in one second have different signatures (the origin answers each
+        // signature once).
+        let other = request(&cfg(), NOW, "0000000000000002").unwrap();
+        assert_ne!(other.headers[1], r.headers[1]);
         let unconfigured = Config {
             origin_secret: None,
             ..cfg()
         };
         assert_eq!(
-            request(&unconfigured, NOW),
+            request(&unconfigured, NOW, "0000000000000001"),
             Err(OriginError::NotConfigured(ORIGIN_SECRET))
         );
     }
 
     #[test]
+    fn a_response_signed_for_another_pull_is_refused() {
+        let c = cfg();
+        for other in ["/status", "/status?nonce=0000000000000002"] {
+            assert_eq!(
+                verify(&c, &pull(), &signed_for(&body(), NOW, b"k", other), NOW),
+                Err(OriginError::Signature(SignatureError::Mismatch)),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
     fn accepts_a_signed_report() {
-        let (report, ts) = verify(&cfg(), &signed(&body(), NOW - 2, b"k"), NOW).unwrap();
+        let (report, ts) = verify(&cfg(), &pull(), &signed(&body(), NOW - 2, b"k"), NOW).unwrap();
         assert_eq!(report.message, "hi");
         assert_eq!(ts, NOW - 2);
     }
@@ -172,13 +206,16 @@ mod tests {
         let c = cfg();
         let mut bad_status = signed(&body(), NOW, b"k");
         bad_status.status = 502;
-        assert_eq!(verify(&c, &bad_status, NOW), Err(OriginError::Status(502)));
         assert_eq!(
-            verify(&c, &signed(&body(), NOW, b"other"), NOW),
+            verify(&c, &pull(), &bad_status, NOW),
+            Err(OriginError::Status(502))
+        );
+        assert_eq!(
+            verify(&c, &pull(), &signed(&body(), NOW, b"other"), NOW),
             Err(OriginError::Signature(SignatureError::Mismatch))
         );
         assert_eq!(
-            verify(&c, &signed(&body(), NOW - 301, b"k"), NOW),
+            verify(&c, &pull(), &signed(&body(), NOW - 301, b"k"), NOW),
             Err(OriginError::Signature(SignatureError::Expired))
         );
         let unsigned = OriginResponse {
@@ -187,33 +224,37 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            verify(&c, &unsigned, NOW),
+            verify(&c, &pull(), &unsigned, NOW),
             Err(OriginError::Signature(SignatureError::Missing))
         );
         // Inside the signature window, yet ahead of the allowed clock skew.
         assert_eq!(
-            verify(&c, &signed(&body(), NOW + 121, b"k"), NOW),
+            verify(&c, &pull(), &signed(&body(), NOW + 121, b"k"), NOW),
             Err(OriginError::FromTheFuture(121))
         );
-        assert!(verify(&c, &signed(&body(), NOW + 120, b"k"), NOW).is_ok());
+        assert!(verify(&c, &pull(), &signed(&body(), NOW + 120, b"k"), NOW).is_ok());
         // A request signature (GET) replayed as a response does not verify.
         let mut as_request = signed(&body(), NOW, b"k");
-        as_request.signature =
-            Some(signing::sign(b"k", NOW, "GET", ORIGIN_STATUS_PATH, &body()).unwrap());
+        as_request.signature = Some(signing::sign(b"k", NOW, "GET", TARGET, &body()).unwrap());
         assert_eq!(
-            verify(&c, &as_request, NOW),
+            verify(&c, &pull(), &as_request, NOW),
             Err(OriginError::Signature(SignatureError::Mismatch))
         );
         // Signed garbage and extra (possibly leaking) fields are refused.
         assert!(matches!(
-            verify(&c, &signed(b"{\"status\":\"ready\"}", NOW, b"k"), NOW),
+            verify(
+                &c,
+                &pull(),
+                &signed(b"{\"status\":\"ready\"}", NOW, b"k"),
+                NOW
+            ),
             Err(OriginError::Body(_))
         ));
         let mut v: serde_json::Value = serde_json::from_slice(&body()).unwrap();
         v["accountId"] = "123456789012".into();
         let leaky = serde_json::to_vec(&v).unwrap();
         assert!(matches!(
-            verify(&c, &signed(&leaky, NOW, b"k"), NOW),
+            verify(&c, &pull(), &signed(&leaky, NOW, b"k"), NOW),
             Err(OriginError::Body(_))
         ));
     }

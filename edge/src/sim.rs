@@ -143,7 +143,7 @@ impl Platform for Isolate {
     fn memory(&self) -> &Memory {
         &self.memory
     }
-    async fn fetch_origin(&self, _req: &OriginRequest) -> Result<OriginResponse, OriginError> {
+    async fn fetch_origin(&self, req: &OriginRequest) -> Result<OriginResponse, OriginError> {
         let colo = self.colo;
         self.world.count(|c| {
             c.origin_pulls += 1;
@@ -155,7 +155,7 @@ impl Platform for Isolate {
         let now = self.now();
         report.generated_at = stamp(now);
         let body = serde_json::to_vec(&report).expect("serialises");
-        let sig = sign(SECRET, now, RESPONSE_METHOD, "/status", &body).expect("signs");
+        let sig = sign(SECRET, now, RESPONSE_METHOD, &req.target, &body).expect("signs");
         Ok(OriginResponse {
             status: 200,
             timestamp: Some(now.to_string()),

@@ -28,8 +28,8 @@ pub struct Config {
     pub stale_after: Duration,
     /// `KILN_RECONCILE_CONCURRENCY` (default 4).
     pub reconcile_concurrency: usize,
-    /// `KILN_STATUS_RECONCILE_BUDGET_MS` (default 2500): inline reconcile in
-    /// status-origin gives up after this.
+    /// `KILN_STATUS_RECONCILE_BUDGET_MS` (default 800): inline reconcile in
+    /// status-origin gives up after this, well inside the edge's 2.5 s origin timeout.
     pub status_budget: Duration,
     /// `KILN_STATUS_RECONCILE_MEMO_SECS` (default 300): a preset reconciled inline is not
     /// retried by the same container within this.
@@ -42,6 +42,10 @@ pub struct Config {
     pub origin_secret: Option<String>,
     /// `KILN_EDGE_TIMEOUT_MS` (default 2000).
     pub edge_timeout: Duration,
+    /// `KILN_MAX_EVENT_SKEW_SECS` (default 300): an event dated further ahead of this
+    /// handler's clock is acknowledged and not applied; stored ordering keys further
+    /// ahead are not trusted (so a forged or broken event cannot freeze a preset).
+    pub max_event_skew: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -54,6 +58,7 @@ impl std::fmt::Debug for Config {
             .field("stale_after", &self.stale_after)
             .field("reconcile_concurrency", &self.reconcile_concurrency)
             .field("status_budget", &self.status_budget)
+            .field("max_event_skew", &self.max_event_skew)
             .field("edge_url", &self.edge_url)
             .field(
                 "ingest_secret",
@@ -68,6 +73,8 @@ impl std::fmt::Debug for Config {
 }
 
 pub const DEFAULT_PREFIX: &str = "spot-runner";
+/// Clocks that disagree by more than a day are broken, not skewed.
+pub const MAX_EVENT_SKEW_SECS: u64 = 86_400;
 
 impl Config {
     /// A config with defaults, for tests and the local stack.
@@ -78,12 +85,13 @@ impl Config {
             stack_region: stack_region.into(),
             stale_after: Duration::from_secs(30 * 60),
             reconcile_concurrency: 4,
-            status_budget: Duration::from_millis(2500),
+            status_budget: Duration::from_millis(800),
             status_memo: Duration::from_secs(300),
             edge_url: None,
             ingest_secret: None,
             origin_secret: None,
             edge_timeout: Duration::from_millis(2000),
+            max_event_skew: Duration::from_secs(300),
         }
     }
 
@@ -138,10 +146,32 @@ impl Config {
         if let Some(ms) = num("KILN_EDGE_TIMEOUT_MS")? {
             c.edge_timeout = Duration::from_millis(ms);
         }
+        if let Some(s) = num("KILN_MAX_EVENT_SKEW_SECS")? {
+            if s > MAX_EVENT_SKEW_SECS {
+                return Err(ConfigError::Invalid {
+                    name: "KILN_MAX_EVENT_SKEW_SECS",
+                    value: s.to_string(),
+                    reason: format!("at most {MAX_EVENT_SKEW_SECS} (one day)"),
+                });
+            }
+            c.max_event_skew = Duration::from_secs(s);
+        }
         c.edge_url = get("KILN_EDGE_URL");
         c.origin_secret = get("KILN_ORIGIN_SECRET");
         c.ingest_secret = get("KILN_INGEST_SECRET").or_else(|| c.origin_secret.clone());
         Ok(c)
+    }
+
+    /// [`Config::max_event_skew`] as a chrono duration (at most a day).
+    pub fn event_skew(&self) -> chrono::Duration {
+        let secs = self.max_event_skew.as_secs().min(MAX_EVENT_SKEW_SECS);
+        chrono::Duration::seconds(secs as i64)
+    }
+
+    /// The latest event time trusted at `now`: `now` plus the allowed skew (saturating).
+    pub fn trust_until(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now.checked_add_signed(self.event_skew())
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
     }
 
     /// `/<prefix>/configs/<preset>`.
@@ -154,6 +184,20 @@ impl Config {
         format!("{}-{preset}", self.prefix)
     }
 
+    /// The preset an image build version ARN's recipe segment names, if it has this
+    /// deployment's form `<prefix>-<preset>` (ARNs carry names lowercased). A longer
+    /// prefix of another stack (`spot-runner-x-…`) yields a candidate that no PRESET
+    /// item matches, so callers still look the preset up before any Image Builder call.
+    pub fn preset_of_recipe<'a>(&self, recipe: &'a str) -> Option<&'a str> {
+        let head = recipe.get(..self.prefix.len())?;
+        if !head.eq_ignore_ascii_case(&self.prefix) {
+            return None;
+        }
+        recipe[self.prefix.len()..]
+            .strip_prefix('-')
+            .filter(|p| looks_like_preset(p))
+    }
+
     /// The preset a pipeline belongs to, if it is one of ours.
     pub fn preset_of_pipeline<'a>(&self, pipeline: &'a str) -> Option<&'a str> {
         pipeline
@@ -161,6 +205,14 @@ impl Config {
             .strip_prefix('-')
             .filter(|p| !p.is_empty())
     }
+}
+
+/// A preset name after architecture expansion: `[a-z0-9-]`, at most 40 + `-arm64`.
+fn looks_like_preset(name: &str) -> bool {
+    (1..=46).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]
@@ -233,5 +285,57 @@ mod tests {
         assert_eq!(c.preset_of_pipeline("spot-runner-"), None);
         assert_eq!(c.preset_of_pipeline("spot-runnerx-a"), None);
         assert_eq!(c.preset_of_pipeline("other-linux"), None);
+    }
+
+    #[test]
+    fn recipe_to_preset_needs_the_exact_prefix_and_a_dash() {
+        let c = Config::new("t", "us-east-1");
+        assert_eq!(
+            c.preset_of_recipe("spot-runner-linux-x64"),
+            Some("linux-x64")
+        );
+        // Another stack whose prefix extends ours: only a candidate, never our preset
+        // unless a PRESET item of that exact name exists.
+        assert_eq!(c.preset_of_recipe("spot-runner-x-linux"), Some("x-linux"));
+        for foreign in [
+            "spot-runnerx-linux",
+            "spot-runner-",
+            "spot-runner",
+            "linux-x64",
+            "spot",
+            "spot-runner-a/b",
+            "spot-runner-Üx",
+        ] {
+            assert_eq!(c.preset_of_recipe(foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn skew_and_budget_defaults_and_override() {
+        let base = [("KILN_TABLE", "t"), ("AWS_REGION", "eu-west-1")];
+        let c = Config::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(c.max_event_skew, Duration::from_secs(300));
+        assert!(
+            c.status_budget <= Duration::from_millis(1000),
+            "inline reconcile well under the edge's 2.5 s origin timeout"
+        );
+        let c = Config::from_lookup(lookup(&[
+            base[0],
+            base[1],
+            ("KILN_MAX_EVENT_SKEW_SECS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(c.max_event_skew, Duration::from_secs(60));
+        for bad in ["-1", "86401", "soon"] {
+            assert!(
+                Config::from_lookup(lookup(&[
+                    base[0],
+                    base[1],
+                    ("KILN_MAX_EVENT_SKEW_SECS", bad)
+                ]))
+                .is_err(),
+                "{bad}"
+            );
+        }
     }
 }

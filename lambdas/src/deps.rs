@@ -13,6 +13,7 @@ use kiln_aws::ssm::RunnerConfigs;
 use kiln_aws::store::StateStore;
 
 use crate::config::Config;
+use crate::replay::ReplayGuard;
 
 pub struct Deps {
     pub config: Config,
@@ -23,6 +24,8 @@ pub struct Deps {
     pub edge: Arc<dyn EdgePusher>,
     /// Presets status-origin reconciled inline, and when (memo per container).
     pub(crate) inline_reconciled: Mutex<HashMap<String, Instant>>,
+    /// Signatures status-origin accepted (refuses replays; bounded).
+    pub(crate) replay: Mutex<ReplayGuard>,
 }
 
 impl Deps {
@@ -35,6 +38,10 @@ impl Deps {
             ec2: clients.ec2,
             edge: clients.edge,
             inline_reconciled: Mutex::new(HashMap::new()),
+            replay: Mutex::new(ReplayGuard::new(
+                crate::replay::CAPACITY,
+                kiln_shared::signing::DEFAULT_WINDOW_SECS,
+            )),
         }
     }
 

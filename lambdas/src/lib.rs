@@ -14,6 +14,7 @@ pub mod logging;
 pub mod observe;
 pub mod preset_init;
 pub mod reconcile;
+pub mod replay;
 pub mod snapshot;
 pub mod status;
 

@@ -79,10 +79,13 @@ pub async fn observe(
         preset: obs.preset.clone(),
         ..Outcome::default()
     };
+    // Stored keys further ahead than the allowed skew came from a forged or broken
+    // event: not trusted, so this observation heals the record instead of losing to it.
+    let trust_until = deps.config.trust_until(Utc::now());
     let mut stored = None;
     for attempt in 1..=MAX_CAS_ATTEMPTS {
         let current = deps.store.get_ami(&obs.preset).await?;
-        match state::apply(current.as_ref(), obs) {
+        match state::apply_trusting_until(current.as_ref(), obs, Some(trust_until)) {
             Transition::NoOp(why) => {
                 tracing::info!(preset = obs.preset, ?why, "no change to the AMI record");
                 outcome.noop = Some(why);

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use kiln_shared::state::{AmiRecord, BuildStatus};
+use kiln_shared::state::{AmiRecord, BuildStatus, key_after};
 
 use crate::Deps;
 use crate::observe::{HandlerError, Outcome, observation, observe, sync_configs};
@@ -31,10 +31,22 @@ pub struct ReconcileReport {
     pub errors: Vec<(String, String)>,
 }
 
-/// A `building` record whose last change is older than the threshold.
+/// A `building` record whose last change is older than the threshold, or any record
+/// whose ordering key lies in the future (its age would be negative, so it would
+/// otherwise never be checked and, ordered after every real event, never heal).
 pub fn is_stale(record: &AmiRecord, now: DateTime<Utc>, threshold: std::time::Duration) -> bool {
     let threshold = chrono::Duration::from_std(threshold).unwrap_or(chrono::Duration::MAX);
-    record.status == BuildStatus::Building && now - record.updated_at >= threshold
+    future_dated(record, now)
+        || (record.status == BuildStatus::Building && now - record.updated_at >= threshold)
+}
+
+/// Either register's ordering key is dated after `limit`.
+pub fn future_dated(record: &AmiRecord, limit: DateTime<Utc>) -> bool {
+    key_after(&record.order_key, limit)
+        || record
+            .ami_order_key
+            .as_deref()
+            .is_some_and(|k| key_after(k, limit))
 }
 
 /// The scheduled run: stale records checked (bounded concurrency), then every runner
@@ -135,8 +147,10 @@ pub async fn reconcile_preset(
     };
     let images = deps.images.list_pipeline_images(&pipeline).await?;
     // The list is eventually consistent: if it does not show the build the record is
-    // about yet, its "newest" is older than what events already said. Wait for it.
+    // about yet, its "newest" is older than what events already said. Wait for it —
+    // unless the record is dated beyond the allowed skew: its build may never exist.
     if let Some(current) = &record.build_id
+        && !future_dated(record, deps.config.trust_until(now))
         && !images.iter().any(|i| &i.arn == current)
     {
         tracing::info!(

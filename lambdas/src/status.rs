@@ -2,8 +2,10 @@
 //!
 //! One paginated GSI query reads every AMI record, one more the PRESET items (presets
 //! without a record yet show as `not_configured`; records of presets no longer
-//! configured are hidden). Stale `building` records are reconciled inline within a
-//! time budget, each preset at most once per container per memo period.
+//! configured are hidden). Stale records are reconciled inline — only for a request
+//! whose signature verified and was not seen before — within a time budget well under
+//! the edge's origin timeout, each preset at most once per container per memo period;
+//! what the budget leaves is healed by the scheduled `reconcile`.
 
 use std::time::Instant;
 
@@ -13,8 +15,7 @@ use http::{HeaderMap, Response, StatusCode};
 use kiln_aws::AwsError;
 use kiln_shared::StatusReport;
 use kiln_shared::signing::{
-    self, DEFAULT_WINDOW_SECS, ORIGIN_STATUS_PATH, RESPONSE_METHOD, SIGNATURE_HEADER,
-    SignedRequest, TIMESTAMP_HEADER,
+    self, DEFAULT_WINDOW_SECS, RESPONSE_METHOD, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER,
 };
 use kiln_shared::state::AmiRecord;
 
@@ -84,6 +85,7 @@ pub async fn status(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, Aws
 /// A minimal HTTP request, independent of the Lambda adapter (tests call this directly).
 pub struct OriginRequest<'a> {
     pub method: &'a str,
+    /// The path and query as received (`/status?nonce=…`): what the signature covers.
     pub path: &'a str,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
@@ -117,24 +119,44 @@ pub async fn handle_request(
         timestamp: header(TIMESTAMP_HEADER),
         signature: header(SIGNATURE_HEADER),
         method: req.method,
-        path: ORIGIN_STATUS_PATH,
+        path: req.path,
         body: req.body,
     };
-    if let Err(e) = signing::verify(
+    // The signature covers the method, path and query as received: one made for
+    // `GET /status?nonce=…` verifies on nothing else.
+    let ts = match signing::verify(
         secret.as_bytes(),
         &signed,
         now.timestamp(),
         DEFAULT_WINDOW_SECS,
     ) {
-        tracing::warn!(error = %e, path = req.path, "request refused: bad signature");
+        Ok(ts) => ts,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %kiln_shared::event::echo(req.path), "request refused: bad signature");
+            return json_error(StatusCode::UNAUTHORIZED, "invalid or missing signature");
+        }
+    };
+    let tag = signed
+        .signature
+        .and_then(signing::signature_tag)
+        .unwrap_or_default();
+    let admitted =
+        deps.replay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(&tag, ts, now.timestamp());
+    if let Err(e) = admitted {
+        tracing::warn!(error = %e, "request refused: replayed signature");
         return json_error(StatusCode::UNAUTHORIZED, "invalid or missing signature");
     }
     if !req.method.eq_ignore_ascii_case("GET") {
         return json_error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
     }
-    if req.path.trim_end_matches('/') != ORIGIN_STATUS_PATH {
+    if signing::status_nonce(req.path).is_none() {
         return json_error(StatusCode::NOT_FOUND, "not found");
     }
+    // Only now, with the caller known to be the edge, may this request cost Image
+    // Builder calls and writes (inline reconcile, bounded by the budget).
     let report = match status(deps, now).await {
         Ok(r) => r,
         Err(e) => {
@@ -147,11 +169,12 @@ pub async fn handle_request(
     };
     let body = serde_json::to_string(&report).expect("report serialises");
     let ts = now.timestamp();
+    // Signed over the request's own target (its nonce): the answer to this pull only.
     let sig = match signing::sign(
         secret.as_bytes(),
         ts,
         RESPONSE_METHOD,
-        ORIGIN_STATUS_PATH,
+        req.path,
         body.as_bytes(),
     ) {
         Ok(s) => s,

@@ -19,6 +19,13 @@ pub const RESPONSE_METHOD: &str = "RESPONSE";
 pub const INGEST_PATH: &str = "/ingest";
 /// Default accepted clock skew / request age, seconds.
 pub const DEFAULT_WINDOW_SECS: i64 = 300;
+/// Query parameter carrying the edge's per-request nonce on `GET /status`: part of the
+/// signed target, so every pull has its own signature (the origin refuses a repeat) and
+/// the origin's response, signed over the same target, answers that pull only.
+pub const NONCE_PARAM: &str = "nonce";
+/// Nonces are 8 to 64 characters of `[0-9a-zA-Z_-]`.
+pub const MAX_NONCE_LEN: usize = 64;
+const MIN_NONCE_LEN: usize = 8;
 const SCHEME: &str = "v1=";
 
 type HmacSha256 = Hmac<Sha256>;
@@ -77,6 +84,43 @@ pub fn sign(
     Ok(format!("{SCHEME}{}", hex::encode(tag)))
 }
 
+/// What a request is signed over: its path, plus `?query` when there is one.
+pub fn request_target(path: &str, query: Option<&str>) -> String {
+    match query.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    }
+}
+
+/// The edge's signed target for one pull: `/status?nonce=<nonce>`.
+pub fn origin_status_target(nonce: &str) -> String {
+    format!("{ORIGIN_STATUS_PATH}?{NONCE_PARAM}={nonce}")
+}
+
+/// The nonce of a target of exactly the form [`origin_status_target`] makes (no other
+/// path, parameter or spelling), else `None`.
+pub fn status_nonce(target: &str) -> Option<&str> {
+    let nonce = target
+        .strip_prefix(ORIGIN_STATUS_PATH)?
+        .strip_prefix('?')?
+        .strip_prefix(NONCE_PARAM)?
+        .strip_prefix('=')?;
+    let ok = (MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(nonce)
+}
+
+/// The MAC a `v1=<hex>` signature carries (hex of either case), for replay memories
+/// that must see two spellings of one signature as the same.
+pub fn signature_tag(signature: &str) -> Option<Vec<u8>> {
+    signature
+        .trim()
+        .strip_prefix(SCHEME)
+        .and_then(|h| hex::decode(h).ok())
+}
+
 /// A request's signature inputs as they arrived.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedRequest<'a> {
@@ -101,11 +145,7 @@ pub fn verify(
         return Err(SignatureError::Missing);
     };
     let ts: i64 = ts.trim().parse().map_err(|_| SignatureError::Malformed)?;
-    let tag = sig
-        .trim()
-        .strip_prefix(SCHEME)
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or(SignatureError::Malformed)?;
+    let tag = signature_tag(sig).ok_or(SignatureError::Malformed)?;
     if !unambiguous(req.method, req.path) {
         return Err(SignatureError::Malformed);
     }
@@ -242,6 +282,53 @@ mod tests {
         assert_eq!(
             sign(KEY, NOW, "PO\nST", "/", b""),
             Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn targets_bind_path_and_query_and_nonces_have_one_form() {
+        assert_eq!(request_target("/status", None), "/status");
+        assert_eq!(request_target("/status", Some("")), "/status");
+        assert_eq!(request_target("/status", Some("x=1")), "/status?x=1");
+        let target = origin_status_target("abcdef0123456789");
+        assert_eq!(target, "/status?nonce=abcdef0123456789");
+        assert_eq!(status_nonce(&target), Some("abcdef0123456789"));
+        for bad in [
+            "/status",
+            "/status?",
+            "/status/?nonce=abcdef0123456789",
+            "/status?nonce=abcdef0123456789&x=1",
+            "/status?x=1&nonce=abcdef0123456789",
+            "/status?nonce=short",
+            "/status?nonce=abc%20def0123456789",
+            "/statusx?nonce=abcdef0123456789",
+        ] {
+            assert_eq!(status_nonce(bad), None, "{bad}");
+        }
+        assert_eq!(status_nonce(&origin_status_target(&"n".repeat(65))), None);
+        // A signature over one target does not verify on another.
+        let sig = sign(KEY, NOW, "GET", &target, b"").unwrap();
+        let ts = NOW.to_string();
+        for other in [
+            "/status",
+            "/status/",
+            "/status?x=1",
+            "/status?nonce=abcdef0123456788",
+        ] {
+            let r = SignedRequest {
+                method: "GET",
+                path: other,
+                ..req(&ts, &sig, b"")
+            };
+            assert_eq!(
+                verify(KEY, &r, NOW, 300),
+                Err(SignatureError::Mismatch),
+                "{other}"
+            );
+        }
+        assert_eq!(
+            signature_tag(&sig.to_ascii_uppercase().replacen("V1=", "v1=", 1)),
+            signature_tag(&sig)
         );
     }
 

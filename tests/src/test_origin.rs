@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kiln_shared::StatusReport;
 use kiln_shared::signing::{
-    self, DEFAULT_WINDOW_SECS, ORIGIN_STATUS_PATH, RESPONSE_METHOD, SIGNATURE_HEADER,
+    self, DEFAULT_WINDOW_SECS, RESPONSE_METHOD, SIGNATURE_HEADER,
     SignedRequest, TIMESTAMP_HEADER,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -174,7 +174,8 @@ async fn handle(mut stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
     };
     let (ts, sig) = (header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));
 
-    if method != "GET" || path != ORIGIN_STATUS_PATH {
+    // The edge's target is `/status?nonce=…`; the signature covers it whole.
+    if method != "GET" || signing::status_nonce(&path).is_none() {
         return respond(&mut stream, 404, &[], br#"{"error":"not_found"}"#).await;
     }
     let now = chrono::Utc::now().timestamp();
@@ -184,7 +185,7 @@ async fn handle(mut stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
             timestamp: ts.as_deref(),
             signature: sig.as_deref(),
             method: "GET",
-            path: ORIGIN_STATUS_PATH,
+            path: &path,
             body: b"",
         },
         now,
@@ -199,7 +200,7 @@ async fn handle(mut stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
     let mode = inner.mode.lock().unwrap().clone();
     let body = serde_json::to_vec(&*inner.report.lock().unwrap()).expect("report serialises");
     let signed = |key: &[u8]| {
-        let sig = signing::sign(key, now, RESPONSE_METHOD, ORIGIN_STATUS_PATH, &body)
+        let sig = signing::sign(key, now, RESPONSE_METHOD, &path, &body)
             .expect("non-empty key");
         vec![(TIMESTAMP_HEADER, now.to_string()), (SIGNATURE_HEADER, sig)]
     };

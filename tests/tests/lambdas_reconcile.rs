@@ -16,10 +16,16 @@ use kiln_tests::lambdas_kit::*;
 
 const SECRET: &str = "edge-origin-secret";
 
-fn signed(now: i64) -> HeaderMap {
+/// The edge's pull targets: each carries its own nonce (the origin answers a signature
+/// once, and signs its answer over the same target).
+const PULL_1: &str = "/status?nonce=reconcile-pull-1";
+const PULL_2: &str = "/status?nonce=reconcile-pull-2";
+const PULL_3: &str = "/status?nonce=reconcile-pull-3";
+
+fn signed(now: i64, target: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(TIMESTAMP_HEADER, now.to_string().parse().unwrap());
-    let sig = signing::sign(SECRET.as_bytes(), now, "GET", "/status", b"").unwrap();
+    let sig = signing::sign(SECRET.as_bytes(), now, "GET", target, b"").unwrap();
     h.insert(SIGNATURE_HEADER, sig.parse().unwrap());
     h
 }
@@ -81,10 +87,10 @@ async fn lost_available_is_healed_by_reconcile_and_by_status_origin() {
     // linux-arm64 loses its AVAILABLE too; the next /status heals it inline.
     build_losing_available(&mut w, &started[ARM64]).await;
     let now = chrono::Utc::now();
-    let headers = signed(now.timestamp());
+    let headers = signed(now.timestamp(), PULL_1);
     let req = OriginRequest {
         method: "GET",
-        path: "/status",
+        path: PULL_1,
         headers: &headers,
         body: b"",
     };
@@ -97,7 +103,7 @@ async fn lost_available_is_healed_by_reconcile_and_by_status_origin() {
         timestamp: Some(ts),
         signature: Some(sig),
         method: RESPONSE_METHOD,
-        path: "/status",
+        path: PULL_1,
         body: resp.body().as_bytes(),
     };
     signing::verify(SECRET.as_bytes(), &check, now.timestamp(), 60).expect("signed response");
@@ -119,10 +125,10 @@ async fn lost_available_is_healed_by_reconcile_and_by_status_origin() {
 
     // Nothing stale any more: a /status is exactly two queries.
     w.plan.reset_counts();
-    let headers = signed(now.timestamp());
+    let headers = signed(now.timestamp(), PULL_2);
     let req = OriginRequest {
         method: "GET",
-        path: "/status",
+        path: PULL_2,
         headers: &headers,
         body: b"",
     };
@@ -136,11 +142,11 @@ async fn lost_available_is_healed_by_reconcile_and_by_status_origin() {
 
     // A bad signature: 401 JSON, nothing read.
     w.plan.reset_counts();
-    let mut bad = signed(now.timestamp());
+    let mut bad = signed(now.timestamp(), PULL_3);
     bad.insert(SIGNATURE_HEADER, "v1=00".parse().unwrap());
     let req = OriginRequest {
         method: "GET",
-        path: "/status",
+        path: PULL_3,
         headers: &bad,
         body: b"",
     };

@@ -129,9 +129,9 @@ impl<P: Platform> Edge<P> {
             return Some(s);
         }
         let cfg = self.p.config();
-        let pulled = match origin::request(cfg, now) {
+        let pulled = match origin::request(cfg, now, &mem.next_nonce()) {
             Ok(req) => match self.p.fetch_origin(&req).await {
-                Ok(resp) => origin::verify(cfg, &resp, self.p.now()),
+                Ok(resp) => origin::verify(cfg, &req, &resp, self.p.now()),
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),

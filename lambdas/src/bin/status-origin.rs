@@ -14,7 +14,11 @@ async fn main() -> Result<(), lambda_http::Error> {
             deps,
             OriginRequest {
                 method: req.method().as_str(),
-                path: req.uri().path(),
+                // Path and query as received: the signature covers both.
+                path: req
+                    .uri()
+                    .path_and_query()
+                    .map_or(req.uri().path(), |pq| pq.as_str()),
                 headers: req.headers(),
                 body,
             },

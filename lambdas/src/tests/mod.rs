@@ -3,6 +3,8 @@
 //! handler; the fixtures and helpers they share are here.
 
 mod ami_update;
+mod event_guard;
+mod origin_signing;
 mod preset_init;
 mod reconcile;
 mod status;
@@ -49,7 +51,9 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn arn(build: u32) -> String {
-    format!("arn:aws:imagebuilder:us-east-1:123456789012:image/linux-x64/1.0.42/{build}")
+    format!(
+        "arn:aws:imagebuilder:us-east-1:123456789012:image/spot-runner-linux-x64/1.0.42/{build}"
+    )
 }
 
 fn event(state: ImageState, at: &str, build: u32) -> Value {

@@ -5,22 +5,32 @@ use kiln_shared::signing::{self, RESPONSE_METHOD, SIGNATURE_HEADER, TIMESTAMP_HE
 use kiln_shared::{OverallStatus, PresetStatus, StatusReport};
 
 const SECRET: &str = "origin-secret";
+/// What the edge requests: its nonce is part of the signed target.
+const TARGET: &str = "/status?nonce=edge-nonce-0001";
 
 fn req(headers: &HeaderMap) -> OriginRequest<'_> {
+    at(TARGET, headers)
+}
+
+pub(super) fn at<'a>(path: &'a str, headers: &'a HeaderMap) -> OriginRequest<'a> {
     OriginRequest {
         method: "GET",
-        path: "/status",
+        path,
         headers,
         body: b"",
     }
 }
 
 fn signed_headers(now: i64, secret: &str) -> HeaderMap {
+    signed_for(now, secret, TARGET)
+}
+
+pub(super) fn signed_for(now: i64, secret: &str, target: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(TIMESTAMP_HEADER, now.to_string().parse().unwrap());
     h.insert(
         SIGNATURE_HEADER,
-        signing::sign(secret.as_bytes(), now, "GET", "/status", b"")
+        signing::sign(secret.as_bytes(), now, "GET", target, b"")
             .unwrap()
             .parse()
             .unwrap(),
@@ -118,7 +128,7 @@ async fn origin_verifies_the_edge_and_signs_its_answer() {
             timestamp: Some(&ts.to_string()),
             signature: Some(&sig),
             method: RESPONSE_METHOD,
-            path: "/status",
+            path: TARGET,
             body: ok.body().as_bytes(),
         },
         now.timestamp(),
@@ -139,13 +149,13 @@ async fn origin_verifies_the_edge_and_signs_its_answer() {
         let body: Value = serde_json::from_str(r.body()).unwrap();
         assert_eq!(body, json!({"error": "invalid or missing signature"}));
     }
-    let other = OriginRequest {
-        method: "GET",
-        path: "/admin",
-        headers: &headers,
-        body: b"",
-    };
-    assert_eq!(handle_request(&w.deps, other, now).await.status(), 404);
+    let admin = signed_for(now.timestamp(), SECRET, "/admin");
+    assert_eq!(
+        handle_request(&w.deps, at("/admin", &admin), now)
+            .await
+            .status(),
+        404
+    );
     let no_secret = world(Config::new("t", EAST));
     assert_eq!(
         handle_request(&no_secret.deps, req(&headers), now)
@@ -170,11 +180,11 @@ async fn status_origin_answers_503_json_when_the_table_is_unavailable() {
         kiln_shared::signing::TIMESTAMP_HEADER,
         now.timestamp().to_string().parse().unwrap(),
     );
-    let sig = kiln_shared::signing::sign(b"s", now.timestamp(), "GET", "/status", b"").unwrap();
+    let sig = kiln_shared::signing::sign(b"s", now.timestamp(), "GET", TARGET, b"").unwrap();
     headers.insert(kiln_shared::signing::SIGNATURE_HEADER, sig.parse().unwrap());
     let req = crate::status::OriginRequest {
         method: "GET",
-        path: "/status",
+        path: TARGET,
         headers: &headers,
         body: b"",
     };

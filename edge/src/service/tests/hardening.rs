@@ -204,3 +204,31 @@ fn future_dated_pushes_are_refused_and_block_no_on_time_push() {
     assert_eq!(strict.ingest(&bodies[0], T0 + 31, SECRET).status, 401);
     assert_eq!(strict.ingest(&bodies[0], T0 + 30, SECRET).status, 202);
 }
+
+#[test]
+fn every_pull_has_its_own_signed_nonce_and_a_replayed_answer_counts_as_down() {
+    let f = fake(OriginMode::Up(ready()));
+    f.get("/status");
+    let g = f.sibling(2);
+    f.advance(31);
+    f.get("/status");
+    f.advance(31);
+    f.get("/status");
+    let targets = f.0.targets.borrow().clone();
+    assert_eq!(targets.len(), 3, "{targets:?}");
+    let mut unique = targets.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "a nonce is never reused: {targets:?}");
+    assert_ne!(
+        f.0.memory.next_nonce(),
+        g.0.memory.next_nonce(),
+        "isolates (by id) never share nonces"
+    );
+    // A genuine, correctly keyed answer to another pull is not this pull's answer.
+    f.set_origin(OriginMode::Misbound(building()));
+    f.advance(31);
+    let (_, body) = f.status_json();
+    assert!(body.stale, "served the last known good");
+    assert_eq!(body.status, OverallStatus::Ready);
+}
