@@ -52,6 +52,9 @@ pub struct Preset {
     pub timeout_minutes: Option<u32>,
     pub labels: Vec<String>,
     pub disk_size_gb: Option<u32>,
+    /// Only for an explicit AMI base (validated); aliases know theirs.
+    #[serde(default)]
+    pub root_device_name: Option<String>,
     pub ports: Vec<u16>,
     pub estimated_cost_per_hour: Option<f64>,
     pub runner: BTreeMap<String, serde_json::Value>,

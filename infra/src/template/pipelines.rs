@@ -4,6 +4,7 @@
 use kiln_shared::Preset;
 use kiln_shared::preset::BaseImage;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use super::cfn::insert_new;
 use super::cfn::{reference, sub};
@@ -18,12 +19,32 @@ fn preset_tags(p: &Preset) -> Value {
     })
 }
 
-/// Root device of the base image, so `disk_size_gb` resizes it instead of adding a disk.
-fn root_device(base: &BaseImage) -> &'static str {
-    match base {
-        BaseImage::Alias(alias) if alias.starts_with("ubuntu") => "/dev/sda1",
+/// Root device of the base image, so `disk_size_gb` resizes it instead of adding a disk:
+/// Ubuntu's cloud images use `/dev/sda1`, Amazon Linux `/dev/xvda`; an explicit AMI says
+/// its own (`root_device_name`, required by validation when it matters).
+fn root_device(p: &Preset) -> &str {
+    match (&p.base_image, &p.root_device_name) {
+        (BaseImage::Ami(_), Some(device)) => device,
+        (BaseImage::Alias(alias), _) if alias.starts_with("ubuntu") => "/dev/sda1",
         _ => "/dev/xvda",
     }
+}
+
+/// The components' and the recipe's shared `Version`: `1.0.<n>` (`n < 2^30`, Image
+/// Builder's per-field limit) from a hash of everything rendered into them, with the
+/// renderer's own version. Every property of both is create-only, and Name + Version must
+/// be new for each replacement: hashing the preset alone would let a kiln upgrade that
+/// renders a component differently reuse a version ("already exists" on update).
+fn rendered_version<'a>(rendered: impl Iterator<Item = &'a Value>) -> String {
+    let mut hash = Sha256::new();
+    hash.update(concat!("kiln-infra/", env!("CARGO_PKG_VERSION")).as_bytes());
+    for properties in rendered {
+        // serde_json's maps are sorted: the same properties always give the same bytes.
+        hash.update(serde_json::to_vec(properties).expect("template JSON serialises"));
+    }
+    let digest = hash.finalize();
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) & ((1 << 30) - 1);
+    format!("1.0.{n}")
 }
 
 pub(super) fn resources(
@@ -31,9 +52,8 @@ pub(super) fn resources(
     stem: &str,
     resources: &mut Map<String, Value>,
 ) -> Result<(), SynthError> {
-    let version = p.semantic_version();
     let tags = preset_tags(p);
-    let mut component_refs = Vec::new();
+    let mut components = Vec::new();
     for doc in component::documents(p) {
         let data = doc.render();
         let len = component::data_len(&data);
@@ -47,28 +67,23 @@ pub(super) fn resources(
             });
         }
         let id = format!("{stem}{}Component", doc.kind.logical_suffix());
-        insert_new(
-            resources,
-            id.clone(),
-            json!({
-                "Type": "AWS::ImageBuilder::Component",
-                "Properties": {
-                    "Name": sub(format!("${{Prefix}}-{}-{}", p.name, doc.kind.as_str())),
-                    "Description": format!("kiln {} for preset {}", doc.kind.description(), p.name),
-                    "Platform": "Linux",
-                    "Version": version,
-                    "Data": data,
-                    "Tags": tags,
-                },
-            }),
-        )?;
-        component_refs.push(json!({ "ComponentArn": reference(&id) }));
+        let properties = json!({
+            "Name": sub(format!("${{Prefix}}-{}-{}", p.name, doc.kind.as_str())),
+            "Description": format!("kiln {} for preset {}", doc.kind.description(), p.name),
+            "Platform": "Linux",
+            "Data": data,
+            "Tags": tags,
+        });
+        components.push((id, properties));
     }
+    let component_refs: Vec<Value> = components
+        .iter()
+        .map(|(id, _)| json!({ "ComponentArn": reference(id) }))
+        .collect();
 
     let mut recipe = json!({
         "Name": sub(format!("${{Prefix}}-{}", p.name)),
         "Description": p.description.clone().unwrap_or_else(|| format!("kiln preset {}", p.name)),
-        "Version": version,
         "ParentImage": p.base_image.parent_image(p.architecture),
         "Components": component_refs,
         "WorkingDirectory": "/tmp",
@@ -76,7 +91,7 @@ pub(super) fn resources(
     });
     if let Some(size) = p.disk_size_gb {
         recipe["BlockDeviceMappings"] = json!([{
-            "DeviceName": root_device(&p.base_image),
+            "DeviceName": root_device(p),
             "Ebs": {
                 "VolumeSize": size,
                 "VolumeType": "gp3",
@@ -85,6 +100,17 @@ pub(super) fn resources(
             },
         }]);
     }
+
+    let version = rendered_version(components.iter().map(|(_, c)| c).chain([&recipe]));
+    for (id, mut properties) in components {
+        properties["Version"] = json!(version);
+        insert_new(
+            resources,
+            id,
+            json!({ "Type": "AWS::ImageBuilder::Component", "Properties": properties }),
+        )?;
+    }
+    recipe["Version"] = json!(version);
     insert_new(
         resources,
         format!("{stem}Recipe"),
@@ -166,4 +192,25 @@ pub(super) fn resources(
         }),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_follows_every_rendered_property() {
+        let component = json!({ "Name": "p-setup", "Data": "phases: []", "Platform": "Linux" });
+        let recipe = json!({ "Name": "p", "ParentImage": "ami-1", "WorkingDirectory": "/tmp" });
+        let base = rendered_version([&component, &recipe].into_iter());
+        assert_eq!(base, rendered_version([&component, &recipe].into_iter()));
+        assert!(base.starts_with("1.0."), "{base}");
+        // A renderer that writes a different document for the same preset.
+        let mut rerendered = component.clone();
+        rerendered["Data"] = json!("phases: [{name: build}]");
+        assert_ne!(base, rendered_version([&rerendered, &recipe].into_iter()));
+        let mut moved = recipe.clone();
+        moved["WorkingDirectory"] = json!("/var/tmp");
+        assert_ne!(base, rendered_version([&component, &moved].into_iter()));
+    }
 }

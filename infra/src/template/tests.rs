@@ -94,6 +94,18 @@ fn recipe_uses_the_base_image_per_architecture_and_disk_size() {
 }
 
 #[test]
+fn an_explicit_ami_is_resized_on_the_root_device_it_names() {
+    let p = presets(&[(
+        "c.yaml",
+        "name: c\narchitecture: x86_64\nbase_image: ami-0123456789abcdef0\nsetup_script: x\ndisk_size_gb: 50\nroot_device_name: /dev/sda1\n",
+    )]);
+    let t = synth_default(&p);
+    let mapping = &t["Resources"]["CRecipe"]["Properties"]["BlockDeviceMappings"][0];
+    assert_eq!(mapping["DeviceName"], "/dev/sda1");
+    assert_eq!(mapping["Ebs"]["VolumeSize"], 50);
+}
+
+#[test]
 fn pipeline_is_named_scheduled_and_distributes_to_every_region() {
     let p = presets(&[(
         "m.yaml",

@@ -78,6 +78,12 @@ pub struct PresetFile {
     /// Root volume size of the image, GiB.
     #[serde(default)]
     pub disk_size_gb: Option<u32>,
+    /// Root device of an explicit `ami-…` base (its `RootDeviceName`: `/dev/xvda`,
+    /// `/dev/sda1`, …), so `disk_size_gb` resizes the root volume instead of adding a
+    /// disk. Aliases' root devices are known; with an explicit AMI and `disk_size_gb` it
+    /// is required.
+    #[serde(default)]
+    pub root_device_name: Option<String>,
     /// Ports the runner exposes.
     #[serde(default)]
     pub ports: Vec<u32>,
@@ -91,7 +97,7 @@ pub struct PresetFile {
     pub runner: BTreeMap<String, serde_json::Value>,
 }
 
-pub(super) const KNOWN_FIELDS: [&str; 19] = [
+pub(super) const KNOWN_FIELDS: [&str; 20] = [
     "name",
     "description",
     "architecture",
@@ -107,6 +113,7 @@ pub(super) const KNOWN_FIELDS: [&str; 19] = [
     "timeout_minutes",
     "labels",
     "disk_size_gb",
+    "root_device_name",
     "ports",
     "estimated_cost_per_hour",
     "runner",

@@ -245,6 +245,39 @@ fn duplicate_names_after_expansion() {
 }
 
 #[test]
+fn an_explicit_ami_resized_must_name_its_root_device() {
+    let src = |extra: &str| PresetSource {
+        file: "c.yaml".into(),
+        text: format!(
+            "name: c\narchitecture: arm64\nbase_image: ami-0123456789abcdef0\nsetup_script: x\n{extra}"
+        ),
+    };
+    assert_rejects(
+        &[src("disk_size_gb: 50\n")],
+        "root_device_name",
+        "required with disk_size_gb",
+    );
+    assert_rejects(
+        &[src("disk_size_gb: 50\nroot_device_name: sda1\n")],
+        "root_device_name",
+        "not a device name",
+    );
+    let ok = parse_all(
+        "presets",
+        &[src("disk_size_gb: 50\nroot_device_name: /dev/nvme0n1\n")],
+    )
+    .unwrap();
+    assert_eq!(ok[0].root_device_name.as_deref(), Some("/dev/nvme0n1"));
+    // Without a resize, the device does not matter.
+    assert!(parse_all("presets", &[src("")]).is_ok());
+    let alias = PresetSource {
+        file: "u.yaml".into(),
+        text: "name: u\narchitecture: arm64\nbase_image: ubuntu-22.04\nsetup_script: x\nroot_device_name: /dev/sda1\n".into(),
+    };
+    assert_rejects(&[alias], "root_device_name", "only for an explicit");
+}
+
+#[test]
 fn wrong_types_name_the_field_path() {
     assert_rejects(
         &[fixture!("wrong-type.yaml")],

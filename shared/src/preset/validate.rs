@@ -202,6 +202,26 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
             format!("{d} is out of range 8..=16384"),
         );
     }
+    if let Some(device) = &raw.root_device_name {
+        if !valid_device_name(device) {
+            err(
+                "root_device_name".into(),
+                format!("'{device}' is not a device name like /dev/xvda or /dev/sda1"),
+            );
+        } else if matches!(base_image, Some(BaseImage::Alias(_))) {
+            err(
+                "root_device_name".into(),
+                "only for an explicit ami-… base_image: an alias's root device is known".into(),
+            );
+        }
+    } else if raw.disk_size_gb.is_some() && matches!(base_image, Some(BaseImage::Ami(_))) {
+        err(
+            "root_device_name".into(),
+            "required with disk_size_gb and an explicit AMI (else a second disk is added): \
+             aws ec2 describe-images --image-ids <ami> --query 'Images[0].RootDeviceName'"
+                .into(),
+        );
+    }
     let mut ports = Vec::new();
     for (i, p) in raw.ports.iter().enumerate() {
         match u16::try_from(*p) {
@@ -284,6 +304,7 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
             timeout_minutes: raw.timeout_minutes,
             labels: raw.labels.clone(),
             disk_size_gb: raw.disk_size_gb,
+            root_device_name: raw.root_device_name.clone(),
             ports: ports.clone(),
             estimated_cost_per_hour: raw.estimated_cost_per_hour,
             runner: raw.runner.clone(),
@@ -316,4 +337,15 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `/dev/` and a short lowercase name: what EC2 block device mappings accept.
+fn valid_device_name(device: &str) -> bool {
+    device.strip_prefix("/dev/").is_some_and(|name| {
+        (2..=16).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
 }
