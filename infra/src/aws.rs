@@ -2,7 +2,7 @@
 //! region and endpoint overridable from the command line (local emulators).
 
 use aws_config::SdkConfig;
-use kiln_aws::sdk::{self, Clients, Endpoints, SdkConfigError};
+use kiln_aws::sdk::{self, Clients, DeployClients, DeployEndpoints, Endpoints, SdkConfigError};
 
 use crate::cli::AwsArgs;
 
@@ -23,6 +23,16 @@ pub async fn clients(args: &AwsArgs) -> Result<(Clients, String), SdkConfigError
     let region = sdk::region_of(&config);
     Ok((
         Clients::from_sdk(&config, &Endpoints::default(), &args.table_name()),
+        region,
+    ))
+}
+
+/// The clients of `kiln deploy` / `kiln destroy`, and the region they go to.
+pub async fn deploy_clients(args: &AwsArgs) -> Result<(DeployClients, String), SdkConfigError> {
+    let config = sdk_config(args, None).await?;
+    let region = sdk::region_of(&config);
+    Ok((
+        DeployClients::from_sdk(&config, &DeployEndpoints::default()),
         region,
     ))
 }

@@ -133,6 +133,10 @@ pub enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// Deploy (or update) everything: Lambdas, stack, edge secret and Worker. Idempotent.
+    Deploy(DeployArgs),
+    /// Delete the stack and the Worker (bucket and secret too with --delete-data).
+    Destroy(DestroyArgs),
     /// Run the whole system locally: emulators, the local Image Builder, the Lambdas and
     /// the Worker under `wrangler dev`; apply the presets and start the first builds.
     #[cfg(feature = "dev")]
@@ -172,6 +176,62 @@ pub enum RegistryCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// Where a deploy goes, shared by `kiln deploy` and `kiln destroy`.
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// CloudFormation stack name (also names the Worker `<stack>-edge`, the KV namespace
+    /// `<stack>-status` and the secret `kiln/<stack>/edge-secret`).
+    #[arg(long, env = "KILN_STACK", default_value = "kiln")]
+    pub stack: String,
+    /// Artifacts bucket (default: `<stack>-artifacts-<region>`; S3 names are global, so
+    /// pick your own if that one is taken).
+    #[arg(long, env = "KILN_ARTIFACTS_BUCKET")]
+    pub bucket: Option<String>,
+    /// The AWS endpoints are local emulators: run everything against them, the Worker as
+    /// `wrangler deploy --dry-run`, and report what they did not rehearse.
+    #[arg(long)]
+    pub rehearsal: bool,
+    /// Seconds between polls of CloudFormation.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, hide = true)]
+    pub poll: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    #[arg(long, default_value = "presets")]
+    pub presets: PathBuf,
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Custom domain of the Worker (a route; the Lambdas push to https://HOST/ingest).
+    #[arg(long, value_name = "HOST")]
+    pub domain: Option<String>,
+    /// After deploying, follow /status to ready (needs --domain).
+    #[arg(long, requires = "domain")]
+    pub wait: bool,
+    /// Print the plan and the change set; execute nothing (the Worker: wrangler --dry-run).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take the Lambda zips from DIR (`<fn>.zip` or `<fn>/bootstrap.zip`) instead of
+    /// building them with cargo-lambda.
+    #[arg(long, env = "KILN_LAMBDA_ZIPS", value_name = "DIR")]
+    pub lambda_zips: Option<PathBuf>,
+    /// Use edge/build as it is instead of running scripts/build-edge.sh first.
+    #[arg(long)]
+    pub no_edge_build: bool,
+    /// Where the generated wrangler.toml goes (default: target/kiln-deploy/<stack>).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Also delete the artifacts bucket (every version) and the edge secret.
+    #[arg(long)]
+    pub delete_data: bool,
 }
 
 /// `45m`, `90s`, `1h30m`, `250ms`, or plain seconds.

@@ -5,6 +5,8 @@
 //! - [`build`], [`history`], [`cleanup`]: the operating commands, over the clients of
 //!   the AWS layer ([`kiln_aws`]; [`aws`] builds them from the command line);
 //! - [`status`]: `kiln status` / `kiln wait` against the public `/status`;
+//! - [`deploy`]: `kiln deploy` / `kiln destroy` (change sets, artifacts, edge secret,
+//!   the Worker through the pinned wrangler);
 //! - `dev` (feature `dev`, on by default): `kiln dev`, the local stack of
 //!   `kiln_devstack`.
 //!
@@ -14,6 +16,7 @@ pub mod aws;
 pub mod build;
 pub mod cleanup;
 pub mod cli;
+pub mod deploy;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod history;

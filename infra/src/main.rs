@@ -237,6 +237,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Deploy(args) => deploy(&aws, args).await,
+        Command::Destroy(args) => destroy(&aws, args).await,
         #[cfg(feature = "dev")]
         Command::Dev(args) => Ok(ExitCode::from(kiln_infra::dev::run(args).await?)),
         Command::Completions { shell } => {
@@ -333,6 +335,98 @@ async fn cleanup(
         failures.len(),
         plan.delete.len()
     )
+}
+
+async fn deploy(aws: &AwsArgs, args: kiln_infra::cli::DeployArgs) -> Result<ExitCode> {
+    use kiln_infra::deploy::{self, CodeSource, DeployOptions};
+    let (clients, region) = aws::deploy_clients(aws).await?;
+    let root = deploy::find_root();
+    let stack = args.stack.stack.clone();
+    let opts = DeployOptions {
+        presets: args.presets,
+        bucket: args
+            .stack
+            .bucket
+            .unwrap_or_else(|| format!("{stack}-artifacts-{region}")),
+        prefix: aws.prefix.clone(),
+        region,
+        domain: args.domain.clone(),
+        dry_run: args.dry_run,
+        rehearsal: args.stack.rehearsal,
+        code: match args.lambda_zips {
+            Some(dir) => CodeSource::Prebuilt(dir),
+            None => CodeSource::Build {
+                workspace: root.clone(),
+            },
+        },
+        out_dir: args
+            .out_dir
+            .unwrap_or_else(|| root.join("target/kiln-deploy").join(&stack)),
+        root,
+        build_edge: !args.no_edge_build,
+        account_id: std::env::var("CLOUDFLARE_ACCOUNT_ID")
+            .ok()
+            .filter(|a| !a.is_empty()),
+        poll: args.stack.poll,
+        stack,
+    };
+    let report = match deploy::deploy(&clients, &opts, &mut |line| println!("{line}")).await {
+        Ok(report) => report,
+        Err(e @ deploy::DeployError::Presets(LoadError::Invalid(_))) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.dry_run {
+        println!("dry run: nothing executed");
+    }
+    if !report.not_rehearsed.is_empty() {
+        let n: usize = report.not_rehearsed.values().map(Vec::len).sum();
+        println!(
+            "{n} resource(s) of {} type(s) not rehearsed by the emulators",
+            report.not_rehearsed.len()
+        );
+    }
+    match (&args.domain, args.wait && !args.dry_run && !opts.rehearsal) {
+        (Some(domain), true) => {
+            let url = status::status_url(&format!("https://{domain}"))?;
+            let outcome = status::wait(
+                &status::client(),
+                &url,
+                kiln_infra::cli::Until::Ready,
+                std::time::Duration::from_secs(45 * 60),
+                std::time::Duration::from_secs(15),
+                |r| {
+                    if let Ok(report) = r {
+                        eprintln!("{}: {}", report.status, report.message);
+                    }
+                },
+            )
+            .await;
+            Ok(ExitCode::from(outcome.exit_code()))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+async fn destroy(aws: &AwsArgs, args: kiln_infra::cli::DestroyArgs) -> Result<ExitCode> {
+    use kiln_infra::deploy::{self, destroy::DestroyOptions};
+    let (clients, region) = aws::deploy_clients(aws).await?;
+    let stack = args.stack.stack.clone();
+    let opts = DestroyOptions {
+        bucket: args
+            .stack
+            .bucket
+            .unwrap_or_else(|| format!("{stack}-artifacts-{region}")),
+        stack,
+        delete_data: args.delete_data,
+        rehearsal: args.stack.rehearsal,
+        root: deploy::find_root(),
+        poll: args.stack.poll,
+    };
+    deploy::destroy::destroy(&clients, &opts, &mut |line| println!("{line}")).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn humanize(secs: u64) -> String {

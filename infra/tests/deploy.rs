@@ -1,0 +1,319 @@
+//! The deploy rehearsal: the real `kiln deploy` / `kiln destroy` against moto (S3,
+//! CloudFormation, Secrets Manager, IAM, Lambda, DynamoDB, EventBridge, SNS, SQS, Logs),
+//! and `wrangler deploy --dry-run` on the real Worker bundle with the generated
+//! configuration. What moto does not implement is reported "not rehearsed" by type.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use kiln_devstack::emulators::Moto;
+
+const REGION: &str = "us-east-1";
+const STACK: &str = "ci";
+
+/// A valid zip holding one stored file `bootstrap` (moto reads the code zip it is given).
+fn stub_zip(content: &[u8]) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let name = b"bootstrap";
+    let (crc, len) = (crc32(content), content.len() as u32);
+    let mut z = Vec::new();
+    let header = |z: &mut Vec<u8>, sig: u32, central: bool| {
+        z.extend(sig.to_le_bytes());
+        if central {
+            z.extend(20u16.to_le_bytes()); // made by
+        }
+        z.extend(20u16.to_le_bytes()); // version needed
+        z.extend([0u8; 6]); // flags, method (stored), time
+        z.extend(0x21u16.to_le_bytes()); // date
+        z.extend(crc.to_le_bytes());
+        z.extend(len.to_le_bytes());
+        z.extend(len.to_le_bytes());
+        z.extend((name.len() as u16).to_le_bytes());
+        z.extend(0u16.to_le_bytes()); // extra
+        if central {
+            z.extend([0u8; 8]); // comment, disk, internal attrs
+            z.extend((0o100755u32 << 16).to_le_bytes()); // external attrs: rwxr-xr-x
+            z.extend(0u32.to_le_bytes()); // local header offset
+        }
+        z.extend(name);
+    };
+    header(&mut z, 0x0403_4b50, false);
+    z.extend(content);
+    let central_at = z.len() as u32;
+    header(&mut z, 0x0201_4b50, true);
+    let central_len = z.len() as u32 - central_at;
+    z.extend(0x0605_4b50u32.to_le_bytes());
+    z.extend([0u8; 4]);
+    z.extend(1u16.to_le_bytes());
+    z.extend(1u16.to_le_bytes());
+    z.extend(central_len.to_le_bytes());
+    z.extend(central_at.to_le_bytes());
+    z.extend(0u16.to_le_bytes());
+    z
+}
+
+fn stub_zips(dir: &Path) {
+    for f in ["ami-update", "reconcile", "status-origin", "preset-init"] {
+        let script = format!("#!/bin/sh\necho {f}\n");
+        std::fs::write(dir.join(format!("{f}.zip")), stub_zip(script.as_bytes())).unwrap();
+    }
+}
+
+struct Rehearsal {
+    moto: Moto,
+    presets: tempfile::TempDir,
+    zips: tempfile::TempDir,
+    out: tempfile::TempDir,
+}
+
+impl Rehearsal {
+    async fn kiln(&self, args: &[&str]) -> (std::process::Output, String) {
+        let mut cmd = kiln();
+        cmd.env("KILN_ROOT", repo_root())
+            .env_remove("CLOUDFLARE_ACCOUNT_ID")
+            .args(["--endpoint-url", &self.moto.endpoint(), "--region", REGION])
+            .args(args);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        (out, all)
+    }
+
+    async fn deploy(&self) -> (std::process::Output, String) {
+        let presets = self.presets.path().to_string_lossy().into_owned();
+        let zips = self.zips.path().to_string_lossy().into_owned();
+        let out = self.out.path().to_string_lossy().into_owned();
+        self.kiln(&[
+            "deploy",
+            "--presets",
+            &presets,
+            "--stack",
+            STACK,
+            "--rehearsal",
+            "--lambda-zips",
+            &zips,
+            "--no-edge-build",
+            "--out-dir",
+            &out,
+            "--poll",
+            "200ms",
+        ])
+        .await
+    }
+}
+
+async fn stack_status(cfn: &aws_sdk_cloudformation::Client) -> Option<String> {
+    let out = cfn.describe_stacks().stack_name(STACK).send().await.ok()?;
+    out.stacks()[0]
+        .stack_status()
+        .map(|s| s.as_str().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
+    if tool("moto_server").is_none() {
+        return;
+    }
+    if !repo_root()
+        .join("tools/node/node_modules/.bin/wrangler")
+        .is_file()
+    {
+        assert_ne!(
+            std::env::var("KILN_REQUIRE_TOOLS").as_deref(),
+            Ok("1"),
+            "wrangler is required: run scripts/setup.sh"
+        );
+        eprintln!("note: wrangler is not installed; skipping");
+        return;
+    }
+    tokio::task::spawn_blocking(kiln_devstack::wrangler::build_edge)
+        .await
+        .unwrap()
+        .expect("the Worker builds (scripts/build-edge.sh)");
+    let r = Rehearsal {
+        moto: Moto::start().await.expect("moto starts"),
+        presets: preset_dir(&[
+            ("a.yaml", &preset_yaml("linux-a", "")),
+            ("b.yaml", &preset_yaml("linux-b", "")),
+        ]),
+        zips: tempfile::tempdir().unwrap(),
+        out: tempfile::tempdir().unwrap(),
+    };
+    stub_zips(r.zips.path());
+    let sdk = r.moto.sdk_config(REGION);
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let bucket = format!("{STACK}-artifacts-{REGION}");
+
+    // 1. First deploy: bucket, uploads, secret, stack, Worker dry run.
+    let (out, all) = r.deploy().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stack_status(&cfn).await.as_deref(), Some("CREATE_COMPLETE"));
+    for line in [
+        "created artifacts bucket",
+        "created the edge secret kiln/ci/edge-secret",
+        "stack ci: created",
+        "not rehearsed: AWS::ImageBuilder::ImagePipeline (2)",
+        "not rehearsed: AWS::ImageBuilder::Component",
+        "not rehearsed: AWS::Lambda::Url (1): StatusOriginUrl",
+        "not rehearsed: Custom::KilnPresets (1): PresetInit",
+        "wrangler deploy --dry-run passed",
+    ] {
+        assert!(all.contains(line), "missing {line:?}:\n{all}");
+    }
+    for f in ["ami-update", "reconcile", "status-origin", "preset-init"] {
+        assert!(
+            all.contains(&format!("/{f}.zip")),
+            "{f} not uploaded:\n{all}"
+        );
+    }
+    // Things moto does create are not reported.
+    assert!(
+        !all.contains("not rehearsed: AWS::DynamoDB::Table"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("not rehearsed: AWS::Lambda::Function"),
+        "{all}"
+    );
+
+    // Read raw: the SDK refuses moto's GetBucketVersioning answer (wrong XML root).
+    let setting = |query: &'static str| {
+        let url = format!("{}/{bucket}?{query}", r.moto.endpoint());
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let versioning = setting("versioning").await;
+    assert!(
+        versioning.contains("<Status>Enabled</Status>"),
+        "{versioning}"
+    );
+    let sse = setting("encryption").await;
+    assert!(sse.contains("<SSEAlgorithm>AES256</SSEAlgorithm>"), "{sse}");
+    let block = setting("publicAccessBlock").await;
+    for flag in [
+        "BlockPublicAcls",
+        "IgnorePublicAcls",
+        "BlockPublicPolicy",
+        "RestrictPublicBuckets",
+    ] {
+        assert!(block.contains(&format!("<{flag}>true</{flag}>")), "{block}");
+    }
+    let secret = sm
+        .get_secret_value()
+        .secret_id("kiln/ci/edge-secret")
+        .send()
+        .await
+        .unwrap();
+    let value = secret.secret_string().unwrap().to_owned();
+    assert_eq!(value.len(), 64);
+    assert!(!all.contains(&value), "the secret was printed");
+    let config = std::fs::read_to_string(r.out.path().join("wrangler.toml")).unwrap();
+    assert!(config.contains("name = \"ci-edge\""), "{config}");
+    assert!(
+        config.contains("ORIGIN_URL = \"https://origin.not-rehearsed.invalid\""),
+        "{config}"
+    );
+    assert!(
+        !config.contains(&value) && !config.contains("replace-"),
+        "{config}"
+    );
+    assert!(
+        r.out
+            .path()
+            .join("bundle")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some(),
+        "no dry-run bundle"
+    );
+
+    // 2. Nothing changed: nothing to do, nothing uploaded, the same secret.
+    let (out, all) = r.deploy().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(all.contains("stack ci: nothing to change"), "{all}");
+    assert!(
+        !all.contains("uploaded s3://") && !all.contains("created the edge secret"),
+        "{all}"
+    );
+    let again = sm
+        .get_secret_value()
+        .secret_id("kiln/ci/edge-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.secret_string(), Some(value.as_str()));
+    let secrets = sm.list_secrets().send().await.unwrap();
+    assert_eq!(secrets.secret_list().len(), 1);
+
+    // 3. A changed setup script: new component versions, an update, no "already exists".
+    let changed = preset_yaml("linux-b", "").replace(
+        "apt-get install -y docker.io",
+        "apt-get install -y docker.io git",
+    );
+    std::fs::write(r.presets.path().join("b.yaml"), changed).unwrap();
+    let (out, all) = r.deploy().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(all.contains("stack ci: updated"), "{all}");
+    assert!(
+        all.contains("AWS::ImageBuilder::Component"),
+        "the change set shows the new component:\n{all}"
+    );
+    assert!(!all.contains("already exists"), "{all}");
+    assert_eq!(stack_status(&cfn).await.as_deref(), Some("UPDATE_COMPLETE"));
+    assert!(
+        !all.contains(".zip"),
+        "unchanged code is not uploaded again:\n{all}"
+    );
+
+    // 4. Destroy with data: stack, bucket and secret gone.
+    let (out, all) = r
+        .kiln(&[
+            "destroy",
+            "--stack",
+            STACK,
+            "--rehearsal",
+            "--delete-data",
+            "--poll",
+            "200ms",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        all.contains("stack ci deleted") && all.contains("not rehearsed: wrangler delete ci-edge"),
+        "{all}"
+    );
+    assert!(!matches!(
+        stack_status(&cfn).await.as_deref(),
+        Some("CREATE_COMPLETE" | "UPDATE_COMPLETE")
+    ));
+    assert!(s3.head_bucket().bucket(&bucket).send().await.is_err());
+    assert!(
+        sm.get_secret_value()
+            .secret_id("kiln/ci/edge-secret")
+            .send()
+            .await
+            .is_err()
+    );
+}
