@@ -115,6 +115,11 @@ pub struct PresetItem {
     pub regions: Vec<String>,
     pub home_region: String,
     pub pipeline_name: String,
+    /// The pipeline's ARN as the template resolved it (`Fn::GetAtt …Pipeline.Arn`):
+    /// reconcile reads its images without listing pipelines. Absent in items written
+    /// before kiln stored it; the next deploy fills it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_arn: Option<String>,
     pub parameter_name: String,
     pub content_hash: String,
     /// The preset as JSON text (kept as text so it round-trips byte for byte).
@@ -137,11 +142,18 @@ impl PresetItem {
                 .collect(),
             home_region: p.home_region(stack_region).to_owned(),
             pipeline_name: p.pipeline_name(prefix),
+            pipeline_arn: None,
             parameter_name: p.parameter_name(prefix),
             content_hash: p.content_hash(),
             preset: serde_json::to_string(p).expect("preset serialises"),
             updated_at: time::truncate(now),
         }
+    }
+
+    /// The same item, pointing at the pipeline with this ARN.
+    pub fn with_pipeline_arn(mut self, arn: impl Into<String>) -> Self {
+        self.pipeline_arn = Some(arn.into());
+        self
     }
 
     pub fn preset(&self) -> Result<Preset, serde_json::Error> {
@@ -203,7 +215,11 @@ impl DynamoStore {
     /// SDK errors name the table: "ResourceNotFound" alone does not say which table is missing.
     fn sdk_err<E>(&self, operation: &'static str, err: crate::error::SdkError<E>) -> AwsError
     where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
     {
         let mut e = from_sdk(operation, err);
         e.message = format!("table {}: {}", self.table, e.message);
@@ -559,6 +575,31 @@ mod tests {
             ("validated".into(), AttributeValue::Bool(true)),
             ("sizeGb".into(), AttributeValue::N("30".into())),
         ])
+    }
+
+    #[test]
+    fn preset_items_round_trip_and_old_items_without_a_pipeline_arn_still_decode() {
+        let p = kiln_shared::preset::parse_one(&kiln_shared::preset::PresetSource {
+            file: "linux-x64.yaml".into(),
+            text: include_str!("../../presets/linux-x64.yaml").into(),
+        })
+        .unwrap()
+        .remove(0);
+        let now = time::parse("2026-01-27T10:00:00Z").unwrap();
+        let arn =
+            "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/spot-runner-linux-x64";
+        let item = PresetItem::new(&p, "spot-runner", "us-east-1", now).with_pipeline_arn(arn);
+        let mut stored = attr::to_item(&item).unwrap();
+        assert_eq!(stored["pipelineArn"], s(arn));
+        assert_eq!(attr::from_item::<PresetItem>(&stored).unwrap(), item);
+        // Written before the ARN was stored: decodes, with no ARN.
+        stored.remove("pipelineArn");
+        let old: PresetItem = attr::from_item(&stored).unwrap();
+        assert_eq!(old.pipeline_arn, None);
+        assert_eq!(old.name, "linux-x64");
+        // And an item without an ARN is written without the attribute.
+        let bare = attr::to_item(&PresetItem::new(&p, "spot-runner", "us-east-1", now)).unwrap();
+        assert!(!bare.contains_key("pipelineArn"));
     }
 
     #[test]

@@ -159,13 +159,15 @@ impl DevStack {
             ..Default::default()
         })
         .await?;
+        // Preset → pipeline ARN: what the template's `Fn::GetAtt` hands preset-init.
+        let mut pipeline_arns = kiln_lambdas::preset_init::PipelineArns::new();
         for preset in &options.presets {
             let pipeline = preset.pipeline_name(&options.prefix);
             let mut spec = PipelineSpec::new(&pipeline, preset.regions_or(&options.region))
                 .architecture(preset.architecture);
             spec.recipe_name = Some(preset.name.clone());
             spec.recipe_version = Some(preset.semantic_version());
-            imagebuilder.register_pipeline(spec)?;
+            pipeline_arns.insert(preset.name.clone(), imagebuilder.register_pipeline(spec)?);
             if options.fail.contains(&preset.name) {
                 imagebuilder.fail_next_build(
                     &pipeline,
@@ -242,9 +244,14 @@ impl DevStack {
         );
 
         progress("applying presets (preset-init) and starting the first builds");
-        kiln_lambdas::preset_init::apply_presets(&deps, &options.presets, Utc::now())
-            .await
-            .map_err(|e| DevError::Apply(e.to_string()))?;
+        kiln_lambdas::preset_init::apply_presets(
+            &deps,
+            &options.presets,
+            &pipeline_arns,
+            Utc::now(),
+        )
+        .await
+        .map_err(|e| DevError::Apply(e.to_string()))?;
 
         Ok(DevStack {
             options,

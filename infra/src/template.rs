@@ -120,6 +120,7 @@ pub fn synth(presets: &[Preset], opts: &SynthOptions) -> Result<Value, SynthErro
         "Parameters": parameters::parameters(opts),
         "Conditions": {
             "HasFailureNotificationEmail": { "Fn::Not": [{ "Fn::Equals": [reference("FailureNotificationEmail"), ""] }] },
+            "HasStatusOriginReservedConcurrency": { "Fn::Not": [{ "Fn::Equals": [reference("StatusOriginReservedConcurrency"), "0"] }] },
         },
         "Resources": resources,
         "Outputs": stack::outputs(),

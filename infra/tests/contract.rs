@@ -49,9 +49,39 @@ fn preset_init_accepts_the_custom_resource_properties() {
     let resource = &t["Resources"]["PresetInit"];
     assert_eq!(resource["Type"], "Custom::KilnPresets");
     let props = &resource["Properties"];
+    // Every preset gets its own pipeline's ARN (which also orders the pipeline first).
+    let mut referenced = BTreeSet::new();
+    let mut pipelines = serde_json::Map::new();
+    for (name, arn) in props["Pipelines"].as_object().unwrap() {
+        let id = arn["Fn::GetAtt"][0].as_str().unwrap();
+        assert_eq!(arn["Fn::GetAtt"][1], "Arn", "{name}");
+        assert_eq!(
+            t["Resources"][id]["Type"], "AWS::ImageBuilder::ImagePipeline",
+            "{name}"
+        );
+        let pipeline_name = &t["Resources"][id]["Properties"]["Name"]["Fn::Sub"];
+        assert_eq!(*pipeline_name, format!("${{Prefix}}-{name}"), "{name}");
+        referenced.insert(id.to_owned());
+        pipelines.insert(
+            name.clone(),
+            format!(
+                "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/spot-runner-{name}"
+            )
+            .into(),
+        );
+    }
+    let all_pipelines: BTreeSet<String> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::ImageBuilder::ImagePipeline")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(referenced, all_pipelines);
     let resolved = serde_json::json!({
         "Prefix": resolve(&props["Prefix"], &t),
         "Presets": props["Presets"],
+        "Pipelines": pipelines,
     });
     let parsed = kiln_lambdas::preset_init::parse_properties(&resolved, "spot-runner")
         .expect("preset-init parses what synth renders");
@@ -60,19 +90,11 @@ fn preset_init_accepts_the_custom_resource_properties() {
             .map(|p| (p.name.clone(), p.content_hash()))
             .collect()
     };
-    assert_eq!(hashes(&parsed), hashes(&presets));
-    // It depends on every pipeline it may start.
-    let depends: BTreeSet<&str> = resource["DependsOn"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap())
-        .collect();
-    for (id, r) in t["Resources"].as_object().unwrap() {
-        if r["Type"] == "AWS::ImageBuilder::ImagePipeline" {
-            assert!(depends.contains(id.as_str()), "{id}");
-        }
-    }
+    assert_eq!(hashes(&parsed.presets), hashes(&presets));
+    assert_eq!(
+        parsed.pipelines.keys().collect::<Vec<_>>(),
+        hashes(&presets).keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]

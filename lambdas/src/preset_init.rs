@@ -1,8 +1,10 @@
 //! `preset-init`: the CloudFormation custom resource that applies presets.
 //!
 //! Input (ResourceProperties): `Presets` — JSON text (or a JSON array) of
-//! `Vec<kiln_shared::Preset>` — and optional `Prefix` (must equal `KILN_PREFIX`).
-//! Everything is validated before the first write. Per preset, in this order: initial
+//! `Vec<kiln_shared::Preset>` —, `Pipelines` — preset name → pipeline ARN, resolved by
+//! the template (`Fn::GetAtt <Pipeline>.Arn`), so no role needs to list pipelines — and
+//! optional `Prefix` (must equal `KILN_PREFIX`). Everything is validated before the
+//! first write. Per preset, in this order: initial
 //! AMI record and SSM placeholders only where absent, settings refresh and a pipeline
 //! execution (not awaited) when the content hash changed, and the PRESET item last —
 //! it is the "applied" marker, so a failure part way is redone by the next deploy.
@@ -26,7 +28,9 @@ use kiln_aws::store::PresetItem;
 pub enum InitError {
     #[error("invalid ResourceProperties: {0}")]
     Invalid(String),
-    #[error("pipeline '{0}' does not exist (the custom resource must depend on the pipelines)")]
+    #[error(
+        "no pipeline ARN for preset '{0}' (the custom resource's Pipelines property must name every preset's pipeline)"
+    )]
     PipelineMissing(String),
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -57,7 +61,26 @@ pub struct ApplyReport {
     pub configs_refused: Vec<String>,
 }
 
-fn validate(presets: &[Preset]) -> Result<(), InitError> {
+/// Preset name → ARN of its image pipeline.
+pub type PipelineArns = BTreeMap<String, String>;
+
+/// What the custom resource's properties carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitProperties {
+    pub presets: Vec<Preset>,
+    pub pipelines: PipelineArns,
+}
+
+fn validate(presets: &[Preset], pipelines: &PipelineArns) -> Result<(), InitError> {
+    for (name, arn) in pipelines {
+        // The shape StartImagePipelineExecution accepts; anything else is a template bug.
+        let ok = arn.starts_with("arn:") && arn.contains(":image-pipeline/");
+        if !ok {
+            return Err(InitError::Invalid(format!(
+                "pipeline ARN of preset '{name}' is not an image pipeline ARN: '{arn}'"
+            )));
+        }
+    }
     let mut seen = BTreeSet::new();
     for p in presets {
         let ok = !p.name.is_empty()
@@ -77,17 +100,22 @@ fn validate(presets: &[Preset]) -> Result<(), InitError> {
                 p.name
             )));
         }
+        if !pipelines.contains_key(&p.name) {
+            return Err(InitError::PipelineMissing(p.name.clone()));
+        }
     }
     Ok(())
 }
 
-/// Applies presets (library entry point; `kiln dev` calls it directly).
+/// Applies presets (library entry point; `kiln dev` calls it directly) whose pipelines
+/// have the given ARNs.
 pub async fn apply_presets(
     deps: &Deps,
     presets: &[Preset],
+    pipelines: &PipelineArns,
     now: DateTime<Utc>,
 ) -> Result<ApplyReport, InitError> {
-    validate(presets)?;
+    validate(presets, pipelines)?;
     let cfg = &deps.config;
     let existing: BTreeMap<String, PresetItem> = deps
         .store
@@ -98,23 +126,23 @@ pub async fn apply_presets(
         .collect();
     let items: Vec<PresetItem> = presets
         .iter()
-        .map(|p| PresetItem::new(p, &cfg.prefix, &cfg.stack_region, now))
+        .map(|p| PresetItem {
+            // Present for every preset: validated above.
+            pipeline_arn: pipelines.get(&p.name).cloned(),
+            ..PresetItem::new(p, &cfg.prefix, &cfg.stack_region, now)
+        })
         .collect();
     let changed = |item: &PresetItem| {
         existing
             .get(&item.name)
             .is_none_or(|old| old.content_hash != item.content_hash)
     };
-    // Every pipeline that will be started must exist before anything is written.
-    let mut pipelines = BTreeMap::new();
-    for item in items.iter().filter(|i| changed(i)) {
-        match deps.images.find_pipeline(&item.pipeline_name).await? {
-            Some(arn) => {
-                pipelines.insert(item.name.clone(), arn);
-            }
-            None => return Err(InitError::PipelineMissing(item.pipeline_name.clone())),
-        }
-    }
+    // Items written before kiln stored the pipeline ARN get it without a rebuild.
+    let arn_changed = |item: &PresetItem| {
+        existing
+            .get(&item.name)
+            .is_some_and(|old| old.pipeline_arn != item.pipeline_arn)
+    };
     let mut report = ApplyReport::default();
     for (preset, item) in presets.iter().zip(&items) {
         let is_new = !existing.contains_key(&item.name);
@@ -152,12 +180,12 @@ pub async fn apply_presets(
                 deps.configs.put(region, &name, &json).await?;
             }
         }
-        if let Some(arn) = pipelines.get(&item.name) {
+        if is_changed && let Some(arn) = &item.pipeline_arn {
             let image = deps.images.start_pipeline(arn).await?;
             tracing::info!(preset = item.name, image, "pipeline execution started");
             report.started.insert(item.name.clone(), image);
         }
-        if is_changed {
+        if is_changed || arn_changed(item) {
             deps.store.put_preset(item).await?;
         }
         let list = if is_new {
@@ -214,8 +242,8 @@ pub struct CfnResponse {
     pub data: Option<Value>,
 }
 
-/// `Presets` (JSON text or array) and `Prefix` from ResourceProperties.
-pub fn parse_properties(props: &Value, expected_prefix: &str) -> Result<Vec<Preset>, InitError> {
+/// `Presets` (JSON text or array), `Pipelines` and `Prefix` from ResourceProperties.
+pub fn parse_properties(props: &Value, expected_prefix: &str) -> Result<InitProperties, InitError> {
     if let Some(prefix) = props.get("Prefix").and_then(Value::as_str)
         && prefix != expected_prefix
     {
@@ -233,7 +261,14 @@ pub fn parse_properties(props: &Value, expected_prefix: &str) -> Result<Vec<Pres
         }
         None => return Err(InitError::Invalid("Presets is missing".into())),
     };
-    presets.map_err(|e| InitError::Invalid(format!("Presets: {e}")))
+    let presets = presets.map_err(|e| InitError::Invalid(format!("Presets: {e}")))?;
+    let pipelines = match props.get("Pipelines") {
+        None => PipelineArns::new(),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            InitError::Invalid(format!("Pipelines must map preset names to ARNs: {e}"))
+        })?,
+    };
+    Ok(InitProperties { presets, pipelines })
 }
 
 /// Handles one custom resource event and answers CloudFormation. `budget` bounds the
@@ -261,8 +296,10 @@ pub async fn handle_custom_resource(
         "Delete" => Ok(None),
         "Create" | "Update" => {
             let work = async {
-                let presets = parse_properties(&req.resource_properties, &deps.config.prefix)?;
-                apply_presets(deps, &presets, Utc::now()).await.map(Some)
+                let props = parse_properties(&req.resource_properties, &deps.config.prefix)?;
+                apply_presets(deps, &props.presets, &props.pipelines, Utc::now())
+                    .await
+                    .map(Some)
             };
             match tokio::time::timeout(budget, work).await {
                 Ok(r) => r,
@@ -326,7 +363,8 @@ async fn send_response(
                 return Ok(());
             }
             Ok(r) => last = format!("ResponseURL answered {}", r.status()),
-            Err(e) => last = e.to_string(),
+            // The URL is pre-signed: whoever reads it can answer for this stack.
+            Err(e) => last = e.without_url().to_string(),
         }
         tracing::warn!(attempt, error = last, "answering CloudFormation failed");
     }

@@ -123,7 +123,7 @@ pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileRepor
 }
 
 /// Checks one preset (its stored record) against its pipeline's newest image. `Ok(None)` when there is
-/// nothing to check (no preset item, no pipeline, no image).
+/// nothing to check (no preset item, no pipeline ARN, no image).
 pub async fn reconcile_preset(
     deps: &Deps,
     record: &AmiRecord,
@@ -137,15 +137,17 @@ pub async fn reconcile_preset(
         );
         return Ok(None);
     };
-    let Some(pipeline) = deps.images.find_pipeline(&preset.pipeline_name).await? else {
+    // The ARN preset-init stored: no role lists pipelines (ListImagePipelines has no
+    // resource-level permissions).
+    let Some(pipeline) = preset.pipeline_arn.as_deref() else {
         tracing::warn!(
             preset = preset_name,
             pipeline = preset.pipeline_name,
-            "pipeline not found; skipped"
+            "PRESET item has no pipeline ARN yet (written before kiln stored it; the next deploy adds it); skipped"
         );
         return Ok(None);
     };
-    let images = deps.images.list_pipeline_images(&pipeline).await?;
+    let images = deps.images.list_pipeline_images(pipeline).await?;
     // The list is eventually consistent: if it does not show the build the record is
     // about yet, its "newest" is older than what events already said. Wait for it —
     // unless the record is dated beyond the allowed skew: its build may never exist.

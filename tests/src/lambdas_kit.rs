@@ -12,6 +12,7 @@ use kiln_devstack::imagebuilder::{LocalImageBuilder, Options, PipelineSpec, Timi
 use kiln_devstack::{DynamoBackend, LocalAws, started_or_skip};
 use kiln_lambdas::ami_update::{EventAck, handle_event};
 use kiln_lambdas::observe::HandlerError;
+use kiln_lambdas::preset_init::PipelineArns;
 use kiln_lambdas::{Config, Deps, Endpoints};
 use kiln_shared::preset::{PresetSource, parse_one};
 use kiln_shared::{ImageState, Preset};
@@ -46,6 +47,8 @@ pub fn presets() -> Vec<Preset> {
 pub struct LambdaWorld {
     pub aws: LocalAws,
     pub ib: LocalImageBuilder,
+    /// Preset name → pipeline ARN, as the template hands them to preset-init.
+    pub pipelines: PipelineArns,
     pub deps: Deps,
     pub plan: Arc<FaultPlan>,
     events: mpsc::UnboundedReceiver<Value>,
@@ -61,16 +64,19 @@ impl LambdaWorld {
         })
         .await
         .expect("local Image Builder starts");
-        ib.register_pipeline(
-            PipelineSpec::new(X64_PIPELINE, [REGION, WEST])
-                .architecture(kiln_shared::Architecture::X86_64),
-        )
-        .unwrap();
-        ib.register_pipeline(
-            PipelineSpec::new(ARM64_PIPELINE, [REGION])
-                .architecture(kiln_shared::Architecture::Arm64),
-        )
-        .unwrap();
+        let x64 = ib
+            .register_pipeline(
+                PipelineSpec::new(X64_PIPELINE, [REGION, WEST])
+                    .architecture(kiln_shared::Architecture::X86_64),
+            )
+            .unwrap();
+        let arm64 = ib
+            .register_pipeline(
+                PipelineSpec::new(ARM64_PIPELINE, [REGION])
+                    .architecture(kiln_shared::Architecture::Arm64),
+            )
+            .unwrap();
+        let pipelines = PipelineArns::from([(X64.to_owned(), x64), (ARM64.to_owned(), arm64)]);
         let events = ib.subscribe();
         let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
         kiln_aws::store::create_table(&ddb, TABLE)
@@ -93,6 +99,7 @@ impl LambdaWorld {
         Some(LambdaWorld {
             aws,
             ib,
+            pipelines,
             deps,
             plan,
             events,
@@ -104,10 +111,15 @@ impl LambdaWorld {
         &self,
         presets: &[Preset],
     ) -> std::collections::BTreeMap<String, String> {
-        kiln_lambdas::preset_init::apply_presets(&self.deps, presets, chrono::Utc::now())
-            .await
-            .expect("presets apply")
-            .started
+        kiln_lambdas::preset_init::apply_presets(
+            &self.deps,
+            presets,
+            &self.pipelines,
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("presets apply")
+        .started
     }
 
     /// Steps a build until it is in `state` (or terminal), without delivering events.

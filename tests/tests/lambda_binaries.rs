@@ -53,11 +53,12 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     })
     .await
     .unwrap();
-    ib.register_pipeline(
-        PipelineSpec::new("spot-runner-linux-x64", [REGION, "eu-west-1"])
-            .architecture(Architecture::X86_64),
-    )
-    .unwrap();
+    let pipeline = ib
+        .register_pipeline(
+            PipelineSpec::new("spot-runner-linux-x64", [REGION, "eu-west-1"])
+                .architecture(Architecture::X86_64),
+        )
+        .unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
     kiln_aws::store::create_table(&ddb, "kiln").await.unwrap();
 
@@ -88,6 +89,7 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     let mut create: Value = serde_json::from_str(CREATE).unwrap();
     create["ResponseURL"] = url.into();
     create["ResourceProperties"]["Presets"] = serde_json::to_string(&preset).unwrap().into();
+    create["ResourceProperties"]["Pipelines"] = serde_json::json!({ "linux-x64": pipeline });
     let init = LocalLambda::start(function(
         "preset-init",
         kiln_tests::bins::bin("preset-init"),

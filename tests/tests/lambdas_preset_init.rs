@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::put;
 use kiln_devstack::DynamoBackend;
-use kiln_lambdas::preset_init::{CfnResponse, handle_custom_resource};
+use kiln_lambdas::preset_init::{CfnResponse, PipelineArns, handle_custom_resource};
 use kiln_shared::state::BuildStatus;
 use kiln_tests::lambdas_kit::*;
 use serde_json::{Value, json};
@@ -43,11 +43,13 @@ async fn response_url() -> (String, Answers) {
     (url, answers)
 }
 
-fn request(kind: &str, url: &str, presets: Value) -> Value {
+fn request(pipelines: &PipelineArns, kind: &str, url: &str, presets: Value) -> Value {
     let mut e: Value = serde_json::from_str(CREATE).unwrap();
     e["RequestType"] = kind.into();
     e["ResponseURL"] = url.into();
     e["ResourceProperties"]["Presets"] = presets;
+    // As the template resolves them (`Fn::GetAtt <Pipeline>.Arn`).
+    e["ResourceProperties"]["Pipelines"] = serde_json::to_value(pipelines).unwrap();
     if kind != "Create" {
         e["PhysicalResourceId"] = "spot-runner-presets".into();
     }
@@ -69,7 +71,7 @@ async fn custom_resource_create_update_delete_always_answer() {
     let r = handle_custom_resource(
         &w.deps,
         &http,
-        request("Create", &url, x64_only.clone().into()),
+        request(&w.pipelines, "Create", &url, x64_only.clone().into()),
         budget,
     )
     .await
@@ -112,7 +114,7 @@ async fn custom_resource_create_update_delete_always_answer() {
     let same = handle_custom_resource(
         &w.deps,
         &http,
-        request("Update", &url, x64_only.clone().into()),
+        request(&w.pipelines, "Update", &url, x64_only.clone().into()),
         budget,
     )
     .await
@@ -126,7 +128,12 @@ async fn custom_resource_create_update_delete_always_answer() {
     let upd = handle_custom_resource(
         &w.deps,
         &http,
-        request("Update", &url, serde_json::to_value(&changed).unwrap()),
+        request(
+            &w.pipelines,
+            "Update",
+            &url,
+            serde_json::to_value(&changed).unwrap(),
+        ),
         budget,
     )
     .await
@@ -147,26 +154,32 @@ async fn custom_resource_create_update_delete_always_answer() {
     // Bad input: FAILED with a reason, nothing written.
     let before = w.deps.store.list_presets().await.unwrap();
     for (props, expect) in [(json!("[{\"name\": "), "Presets"), (json!(42), "Presets")] {
-        let bad = handle_custom_resource(&w.deps, &http, request("Update", &url, props), budget)
-            .await
-            .unwrap();
+        let bad = handle_custom_resource(
+            &w.deps,
+            &http,
+            request(&w.pipelines, "Update", &url, props),
+            budget,
+        )
+        .await
+        .unwrap();
         assert_eq!(bad.status, "FAILED");
         assert!(bad.reason.contains(expect), "{}", bad.reason);
     }
-    let mut wrong_prefix = request("Update", &url, x64_only.clone().into());
+    let mut wrong_prefix = request(&w.pipelines, "Update", &url, x64_only.clone().into());
     wrong_prefix["ResourceProperties"]["Prefix"] = "other".into();
     let bad = handle_custom_resource(&w.deps, &http, wrong_prefix, budget)
         .await
         .unwrap();
     assert_eq!(bad.status, "FAILED");
     assert!(bad.reason.contains("KILN_PREFIX"), "{}", bad.reason);
-    // A preset whose pipeline does not exist: FAILED before any write.
+    // A preset the template passed no pipeline for: FAILED before any write.
     let mut ghost = all[1].clone();
     ghost.name = "ghost".into();
     let bad = handle_custom_resource(
         &w.deps,
         &http,
         request(
+            &w.pipelines,
             "Update",
             &url,
             serde_json::to_string(&[ghost]).unwrap().into(),
@@ -176,7 +189,11 @@ async fn custom_resource_create_update_delete_always_answer() {
     .await
     .unwrap();
     assert_eq!(bad.status, "FAILED");
-    assert!(bad.reason.contains("spot-runner-ghost"), "{}", bad.reason);
+    assert!(
+        bad.reason.contains("no pipeline ARN for preset 'ghost'"),
+        "{}",
+        bad.reason
+    );
     assert_eq!(w.deps.store.list_presets().await.unwrap(), before);
     assert!(w.deps.store.get_ami("ghost").await.unwrap().is_none());
 
@@ -188,7 +205,7 @@ async fn custom_resource_create_update_delete_always_answer() {
     let slow = handle_custom_resource(
         &w.deps,
         &http,
-        request("Update", &url, x64_only.clone().into()),
+        request(&w.pipelines, "Update", &url, x64_only.clone().into()),
         Duration::from_millis(200),
     )
     .await
@@ -200,7 +217,7 @@ async fn custom_resource_create_update_delete_always_answer() {
     let del = handle_custom_resource(
         &w.deps,
         &http,
-        request("Delete", &url, x64_only.into()),
+        request(&w.pipelines, "Delete", &url, x64_only.into()),
         budget,
     )
     .await
@@ -211,7 +228,12 @@ async fn custom_resource_create_update_delete_always_answer() {
     assert_eq!(answers.0.lock().unwrap().len(), 9, "every request answered");
 
     // An unreachable ResponseURL is the one case the handler reports as an error.
-    let lost = request("Delete", "http://127.0.0.1:9/cfn-response", json!("[]"));
+    let lost = request(
+        &w.pipelines,
+        "Delete",
+        "http://127.0.0.1:9/cfn-response",
+        json!("[]"),
+    );
     let err = handle_custom_resource(&w.deps, &http, lost, budget)
         .await
         .unwrap_err();

@@ -251,7 +251,8 @@ impl<'a> Worker<'a> {
         let yaml = PRESET_YAML.replacen("name: linux-x64", &format!("name: {name}"), 1);
         let the_preset = preset(&yaml);
         self.ib.reset();
-        self.ib
+        let pipeline_arn = self
+            .ib
             .register_pipeline(
                 PipelineSpec::new(&pipeline, REGIONS).architecture(Architecture::X86_64),
             )
@@ -274,6 +275,7 @@ impl<'a> Worker<'a> {
         let started = kiln_lambdas::preset_init::apply_presets(
             &self.clean,
             std::slice::from_ref(&the_preset),
+            &[(name.clone(), pipeline_arn)].into(),
             init_now,
         )
         .await

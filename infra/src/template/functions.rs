@@ -98,9 +98,7 @@ pub(super) fn resources(scope: &Scope, resources: &mut Map<String, Value>) {
             }),
         );
         resources.insert(f.role(), iam::lambda_role(f, scope));
-        resources.insert(
-            f.resource(),
-            json!({
+        let mut function = json!({
                 "Type": "AWS::Lambda::Function",
                 "Properties": {
                     "FunctionName": sub(format!("${{Prefix}}-{}", f.name)),
@@ -118,8 +116,20 @@ pub(super) fn resources(scope: &Scope, resources: &mut Map<String, Value>) {
                     "Environment": environment(f),
                     "LoggingConfig": { "LogGroup": reference(&f.log_group()), "LogFormat": "JSON" },
                 },
-            }),
-        );
+        });
+        if f.id == STATUS_ORIGIN.id {
+            // Anyone on the internet can invoke it: its concurrency (and so its cost and
+            // its share of DynamoDB) has a ceiling that leaves the account's other
+            // functions alone.
+            function["Properties"]["ReservedConcurrentExecutions"] = json!({
+                "Fn::If": [
+                    "HasStatusOriginReservedConcurrency",
+                    reference("StatusOriginReservedConcurrency"),
+                    reference("AWS::NoValue"),
+                ],
+            });
+        }
+        resources.insert(f.resource(), function);
     }
 }
 

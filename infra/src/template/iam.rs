@@ -69,65 +69,53 @@ fn statement(actions: &[&str], resources: Vec<Value>) -> Value {
     })
 }
 
-/// The least-privilege statements of one function.
+/// The least-privilege statements of one function: exactly the actions its code paths
+/// call (checked by `tests/tests/iam_contract.rs`) plus the ones AWS requires beside
+/// them. Pipelines are never listed: their ARNs come from the template.
 fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
+    // Lambda's runtime writes the function's logs; the group is the template's own.
     let logs = statement(
         &["logs:CreateLogStream", "logs:PutLogEvents"],
         vec![get_att(&f.log_group(), "Arn")],
-    );
-    let table_rw = statement(
-        &[
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:Query",
-        ],
-        scope.table.clone(),
     );
     let ssm_rw = statement(
         &["ssm:GetParameter", "ssm:PutParameter"],
         scope.parameters.clone(),
     );
     let get_image = statement(&["imagebuilder:GetImage"], scope.images.clone());
-    let read_pipelines = statement(
-        &[
-            "imagebuilder:GetImagePipeline",
-            "imagebuilder:ListImagePipelineImages",
-        ],
-        scope.pipelines.clone(),
+    // Observations read and compare-and-swap whole items; listings query the GSI.
+    let observe_table = statement(
+        &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+        scope.table.clone(),
     );
-    // ListImagePipelines supports no resource-level permissions; it is read-only.
-    let list_pipelines = statement(&["imagebuilder:ListImagePipelines"], vec![json!("*")]);
     match f.id {
-        "AmiUpdate" => vec![logs, table_rw, ssm_rw, get_image, read_pipelines],
+        "AmiUpdate" => vec![logs, observe_table, ssm_rw, get_image],
         "Reconcile" | "StatusOrigin" => vec![
             logs,
-            table_rw,
+            observe_table,
             ssm_rw,
             get_image,
-            read_pipelines,
-            list_pipelines,
+            statement(
+                &["imagebuilder:ListImagePipelineImages"],
+                scope.pipelines.clone(),
+            ),
         ],
         _ => vec![
             logs,
+            // Initial records are conditional puts: no read needed.
             statement(
-                &[
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                    "dynamodb:Query",
-                ],
+                &["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"],
                 scope.table.clone(),
             ),
             ssm_rw,
-            get_image,
-            read_pipelines,
+            // GetImagePipeline is a dependent action of StartImagePipelineExecution.
             statement(
-                &["imagebuilder:StartImagePipelineExecution"],
+                &[
+                    "imagebuilder:StartImagePipelineExecution",
+                    "imagebuilder:GetImagePipeline",
+                ],
                 scope.pipelines.clone(),
             ),
-            list_pipelines,
         ],
     }
 }
@@ -154,6 +142,52 @@ pub(super) fn lambda_role(f: &Function, scope: &Scope) -> Value {
     })
 }
 
+/// The SSM agent's permissions on a build instance, AmazonSSMManagedInstanceCore
+/// without parameter reads, patching and distributor: registering the instance, the
+/// inventory association of enhanced image metadata, and the message channels.
+fn build_instance_statements() -> Value {
+    json!([
+        statement(
+            &[
+                "ssm:UpdateInstanceInformation",
+                "ssm:ListInstanceAssociations",
+                "ssm:DescribeAssociation",
+                "ssm:UpdateInstanceAssociationStatus",
+                "ssm:UpdateAssociationStatus",
+                "ssm:GetDocument",
+                "ssm:DescribeDocument",
+                "ssm:PutInventory",
+                "ssm:PutComplianceItems",
+            ],
+            // Build instances run in the stack region; documents are AWS-owned (no
+            // account) or the account's own. No `parameter/*`.
+            vec![
+                sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"),
+                sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:association/*"),
+                sub("arn:${AWS::Partition}:ssm:${AWS::Region}::document/*"),
+                sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:document/*"),
+            ],
+        ),
+        // These define no resource types: `*` is the only resource IAM accepts. They
+        // only move the agent's own command messages (see infra/guard/kiln.guard).
+        statement(
+            &[
+                "ssmmessages:CreateControlChannel",
+                "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel",
+                "ssmmessages:OpenDataChannel",
+                "ec2messages:AcknowledgeMessage",
+                "ec2messages:DeleteMessage",
+                "ec2messages:FailMessage",
+                "ec2messages:GetEndpoint",
+                "ec2messages:GetMessages",
+                "ec2messages:SendReply",
+            ],
+            vec![json!("*")],
+        ),
+    ])
+}
+
 /// The role and instance profile of Image Builder's build and test instances.
 pub(super) fn build_instance_resources(resources: &mut Map<String, Value>) {
     resources.insert(
@@ -170,10 +204,22 @@ pub(super) fn build_instance_resources(resources: &mut Map<String, Value>) {
                         "Action": ["sts:AssumeRole"],
                     }],
                 },
+                // Image Builder requires this one: AWSTOE fetches itself and the
+                // components from Image Builder's buckets, decrypts them and logs to
+                // /aws/imagebuilder/*, whatever the service version needs.
                 "ManagedPolicyArns": [
                     sub("arn:${AWS::Partition}:iam::aws:policy/EC2InstanceProfileForImageBuilder"),
-                    sub("arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"),
                 ],
+                // Instead of AmazonSSMManagedInstanceCore, which also reads every SSM
+                // parameter in the account (runner configs included): only what the
+                // SSM agent needs for Image Builder's Run Command and inventory.
+                "Policies": [{
+                    "PolicyName": "kiln-build-instance-ssm-agent",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": build_instance_statements(),
+                    },
+                }],
             },
         }),
     );

@@ -79,6 +79,16 @@ pub(super) fn parameters(opts: &SynthOptions) -> Value {
         }),
     );
     p.insert(
+        "StatusOriginReservedConcurrency".into(),
+        json!({
+            "Type": "Number",
+            "Default": 10,
+            "MinValue": 0,
+            "MaxValue": 1000,
+            "Description": "Concurrent executions reserved for (and the ceiling of) the internet-facing status-origin; the edge pulls about once per cache TTL per colo. 0: no reservation, for accounts whose concurrency quota leaves too little unreserved.",
+        }),
+    );
+    p.insert(
         "LogRetentionDays".into(),
         json!({
             "Type": "Number",

@@ -60,17 +60,21 @@ pub fn presets_property(presets: &[Preset]) -> String {
 
 /// The custom resource that applies the presets at deploy time.
 pub(super) fn preset_init(presets: &[Preset], ids: &LogicalIds) -> Value {
-    let mut depends_on: Vec<String> = presets.iter().map(|p| ids.pipeline(p)).collect();
-    depends_on.push("StateTable".into());
-    depends_on.sort();
+    // Each pipeline's ARN, so no kiln role needs ListImagePipelines (which cannot be
+    // scoped to resources). The GetAtt also orders the pipelines before preset-init
+    // starts their first builds.
+    let pipelines: Map<String, Value> = presets
+        .iter()
+        .map(|p| (p.name.clone(), get_att(&ids.pipeline(p), "Arn")))
+        .collect();
     json!({
         "Type": "Custom::KilnPresets",
-        // Pipelines must exist before preset-init starts their first builds.
-        "DependsOn": depends_on,
+        "DependsOn": ["StateTable"],
         "Properties": {
             "ServiceToken": get_att(&PRESET_INIT.resource(), "Arn"),
             "Prefix": reference("Prefix"),
             "Presets": presets_property(presets),
+            "Pipelines": pipelines,
         },
     })
 }

@@ -202,11 +202,14 @@ fn no_write_action_has_a_wildcard_resource() {
                     .map(|a| a.as_str().unwrap())
                     .collect();
                 let wildcard = s["Resource"].as_array().unwrap().iter().any(|r| r == "*");
+                // The SSM agent's channels define no resource types (as in kiln.guard).
+                let resourceless =
+                    |a: &str| a.starts_with("ssmmessages:") || a.starts_with("ec2messages:");
                 if wildcard {
                     assert!(
                         actions
                             .iter()
-                            .all(|a| a.contains(":List") || a.contains(":Get")),
+                            .all(|a| a.contains(":List") || a.contains(":Get") || resourceless(a)),
                         "{id}: {actions:?} on *"
                     );
                 }
@@ -243,12 +246,32 @@ fn preset_init_gets_the_presets_without_directories() {
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].source_file, "s.yaml");
     assert_eq!(back[0].content_hash(), p[0].content_hash());
-    assert!(
-        init["DependsOn"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("SoloPipeline"))
+    // The pipeline's ARN from the template (which also orders the pipeline first).
+    assert_eq!(
+        init["Properties"]["Pipelines"],
+        json!({ "solo": { "Fn::GetAtt": ["SoloPipeline", "Arn"] } })
     );
+}
+
+#[test]
+fn no_role_lists_pipelines_and_build_instances_cannot_read_parameters() {
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    let text = t.to_string();
+    assert!(
+        !text.contains("imagebuilder:ListImagePipelines\""),
+        "{text}"
+    );
+    assert!(!text.contains("AmazonSSMManagedInstanceCore"));
+    let role = &t["Resources"]["ImageBuilderInstanceRole"]["Properties"];
+    for s in role["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+    {
+        for a in s["Action"].as_array().unwrap() {
+            assert!(!a.as_str().unwrap().starts_with("ssm:GetParameter"), "{a}");
+        }
+        assert!(!s["Resource"].to_string().contains("parameter/"), "{s}");
+    }
 }
 
 #[test]
@@ -453,4 +476,27 @@ fn names_whose_hashed_stem_is_another_name_keep_every_preset() {
         t["Resources"].as_object().unwrap().len(),
         per_preset + 2 * preset_resources
     );
+}
+
+#[test]
+fn status_origin_has_reserved_concurrency_from_a_parameter() {
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    let reserved =
+        &t["Resources"]["StatusOriginFunction"]["Properties"]["ReservedConcurrentExecutions"];
+    assert_eq!(
+        reserved["Fn::If"][1],
+        json!({ "Ref": "StatusOriginReservedConcurrency" })
+    );
+    assert_eq!(
+        t["Parameters"]["StatusOriginReservedConcurrency"]["Default"],
+        10
+    );
+    assert!(t["Conditions"]["HasStatusOriginReservedConcurrency"].is_object());
+    for other in [
+        "AmiUpdateFunction",
+        "ReconcileFunction",
+        "PresetInitFunction",
+    ] {
+        assert!(t["Resources"][other]["Properties"]["ReservedConcurrentExecutions"].is_null());
+    }
 }

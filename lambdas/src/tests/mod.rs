@@ -110,11 +110,8 @@ fn setup() -> World {
     let p = preset(X64);
     w.store.presets.lock().unwrap().insert(
         p.name.clone(),
-        PresetItem::new(&p, "spot-runner", EAST, t("2026-01-27T10:00:00Z")),
-    );
-    w.images.pipelines.lock().unwrap().insert(
-        "spot-runner-linux-x64".into(),
-        "arn:pipeline/linux-x64".into(),
+        PresetItem::new(&p, "spot-runner", EAST, t("2026-01-27T10:00:00Z"))
+            .with_pipeline_arn("arn:pipeline/linux-x64"),
     );
     w.configs.set(
         EAST,
