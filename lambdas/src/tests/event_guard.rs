@@ -324,3 +324,30 @@ async fn the_binary_payload_takes_any_depth_and_size_to_the_handler() {
     assert!(w.store.ami.lock().unwrap().is_empty());
     assert!(w.store.builds.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn reconcile_heals_a_record_whose_key_lies_in_the_future() {
+    let w = setup();
+    // A BUILDING dated 2099 of a build Image Builder never listed.
+    let mut frozen = kiln_shared::AmiRecord::initial("linux-x64", None, t("2026-01-27T10:00:00Z"));
+    frozen.updated_at = t("2099-01-01T00:00:00Z");
+    frozen.order_key = format!("2099-01-01T00:00:00Z#03#{}", arn(99));
+    frozen.build_id = Some(arn(99));
+    w.store
+        .ami
+        .lock()
+        .unwrap()
+        .insert("linux-x64".into(), frozen.clone());
+    let now = t("2026-01-27T12:30:00Z");
+    assert!(crate::reconcile::is_stale(
+        &frozen,
+        now,
+        w.deps.config.stale_after
+    ));
+    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
+    let report = crate::reconcile::reconcile(&w.deps, now).await.unwrap();
+    assert_eq!(report.corrected, vec!["linux-x64".to_owned()], "{report:?}");
+    let r = record(&w).await;
+    assert_eq!(r.status, BuildStatus::Ready);
+    assert_eq!(r.ami_id.as_deref(), Some("ami-03east"));
+}
