@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use kiln_shared::StatusReport;
 use kiln_shared::signing::{
-    self, DEFAULT_WINDOW_SECS, RESPONSE_METHOD, SIGNATURE_HEADER,
-    SignedRequest, TIMESTAMP_HEADER,
+    self, DEFAULT_WINDOW_SECS, RESPONSE_METHOD, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -200,8 +199,7 @@ async fn handle(mut stream: TcpStream, inner: &Inner) -> std::io::Result<()> {
     let mode = inner.mode.lock().unwrap().clone();
     let body = serde_json::to_vec(&*inner.report.lock().unwrap()).expect("report serialises");
     let signed = |key: &[u8]| {
-        let sig = signing::sign(key, now, RESPONSE_METHOD, &path, &body)
-            .expect("non-empty key");
+        let sig = signing::sign(key, now, RESPONSE_METHOD, &path, &body).expect("non-empty key");
         vec![(TIMESTAMP_HEADER, now.to_string()), (SIGNATURE_HEADER, sig)]
     };
     match mode {
