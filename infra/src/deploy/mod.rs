@@ -66,7 +66,8 @@ pub enum DeployError {
     StackFailed {
         stack: String,
         status: String,
-        first: Option<StackEvent>,
+        // Boxed: keeps every Result<_, DeployError> small.
+        first: Option<Box<StackEvent>>,
     },
     #[error("stack {0} disappeared while deploying")]
     StackGone(String),
@@ -76,7 +77,7 @@ pub enum DeployError {
     Timeout(String),
 }
 
-fn failure_hint(first: &Option<StackEvent>) -> String {
+fn failure_hint(first: &Option<Box<StackEvent>>) -> String {
     match first {
         Some(e) => format!(
             "; first failure: {} ({}) {}: {} — fix that and run `kiln deploy` again (a failed first create is deleted and retried)",
@@ -136,13 +137,12 @@ pub fn find_root() -> PathBuf {
     if let Some(root) = std::env::var_os("KILN_ROOT").filter(|r| !r.is_empty()) {
         return PathBuf::from(root);
     }
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Some(found) = cwd
+    if let Ok(cwd) = std::env::current_dir()
+        && let Some(found) = cwd
             .ancestors()
             .find(|d| d.join("edge/wrangler.toml").is_file())
-        {
-            return found.to_path_buf();
-        }
+    {
+        return found.to_path_buf();
     }
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
@@ -194,14 +194,14 @@ mod tests {
         let err = DeployError::StackFailed {
             stack: "kiln".into(),
             status: "ROLLBACK_COMPLETE".into(),
-            first: Some(StackEvent {
+            first: Some(Box::new(StackEvent {
                 id: "1".into(),
                 timestamp: String::new(),
                 logical_id: "StateTable".into(),
                 resource_type: "AWS::DynamoDB::Table".into(),
                 status: "CREATE_FAILED".into(),
                 status_reason: "kiln-state already exists".into(),
-            }),
+            })),
         };
         let text = err.to_string();
         assert!(

@@ -146,7 +146,7 @@ pub async fn follow(
             if is_success(&info.status) {
                 return Ok(info);
             }
-            let first = first_failure(&mine).cloned();
+            let first = first_failure(&mine).cloned().map(Box::new);
             return Err(DeployError::StackFailed {
                 stack: stack.to_owned(),
                 status: info.status,
