@@ -128,10 +128,12 @@ impl WaitOutcome {
 
 /// Whether `report` ends a wait for `until`; `None` keeps polling.
 pub fn settles(until: Until, report: &StatusReport) -> Option<bool> {
-    let in_flight = report
-        .presets
-        .iter()
-        .any(|p| matches!(p.status, PresetStatus::Building | PresetStatus::NotConfigured));
+    let in_flight = report.presets.iter().any(|p| {
+        matches!(
+            p.status,
+            PresetStatus::Building | PresetStatus::NotConfigured
+        )
+    });
     match (until, report.status) {
         (Until::Reachable, _) => Some(true),
         (_, OverallStatus::Ready) => Some(true),

@@ -275,14 +275,30 @@ fn degraded(presets: &[(&str, &str)]) -> String {
 #[test]
 fn wait_until_settled_waits_out_the_other_builds_after_a_failure() {
     let server = serve(vec![
-        (503, degraded(&[("linux-x64", "failed"), ("linux-arm64", "building")])),
-        (503, degraded(&[("linux-x64", "failed"), ("linux-arm64", "building")])),
-        (503, degraded(&[("linux-x64", "failed"), ("linux-arm64", "ready")])),
+        (
+            503,
+            degraded(&[("linux-x64", "failed"), ("linux-arm64", "building")]),
+        ),
+        (
+            503,
+            degraded(&[("linux-x64", "failed"), ("linux-arm64", "building")]),
+        ),
+        (
+            503,
+            degraded(&[("linux-x64", "failed"), ("linux-arm64", "ready")]),
+        ),
     ]);
     let out = kiln()
         .args([
-            "wait", "--url", &server.url, "--until", "settled", "--timeout", "30s",
-            "--interval", "50ms",
+            "wait",
+            "--url",
+            &server.url,
+            "--until",
+            "settled",
+            "--timeout",
+            "30s",
+            "--interval",
+            "50ms",
         ])
         .output()
         .unwrap();
@@ -298,8 +314,15 @@ fn wait_until_reachable_ends_on_the_first_status_document() {
     ]);
     let out = kiln()
         .args([
-            "wait", "--url", &server.url, "--until", "reachable", "--timeout", "30s",
-            "--interval", "50ms",
+            "wait",
+            "--url",
+            &server.url,
+            "--until",
+            "reachable",
+            "--timeout",
+            "30s",
+            "--interval",
+            "50ms",
         ])
         .output()
         .unwrap();

@@ -146,14 +146,15 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     let front = origin.serve_function_url(None).await.unwrap();
     let http = reqwest::Client::new();
     let now = chrono::Utc::now().timestamp();
-    let sig = signing::sign(SECRET.as_bytes(), now, "GET", "/status", b"").unwrap();
-    let resp = http
-        .get(format!("{}/status", front.url().trim_end_matches('/')))
-        .header(TIMESTAMP_HEADER, now.to_string())
-        .header(SIGNATURE_HEADER, sig)
-        .send()
-        .await
-        .unwrap();
+    // The edge's form: the whole target (path and nonce) is signed, once.
+    let target = signing::origin_status_target("binaries-1");
+    let sig = signing::sign(SECRET.as_bytes(), now, "GET", &target, b"").unwrap();
+    let signed_get = || {
+        http.get(format!("{}{target}", front.url().trim_end_matches('/')))
+            .header(TIMESTAMP_HEADER, now.to_string())
+            .header(SIGNATURE_HEADER, sig.clone())
+    };
+    let resp = signed_get().send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key(SIGNATURE_HEADER));
     let report: StatusReport = resp.json().await.unwrap();
@@ -166,6 +167,12 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     assert_eq!(unsigned.status(), 401);
     let body: Value = unsigned.json().await.unwrap();
     assert_eq!(body, json!({"error": "invalid or missing signature"}));
+    let replayed = signed_get().send().await.unwrap();
+    assert_eq!(
+        replayed.status(),
+        401,
+        "a captured signed request is answered once"
+    );
 
     // reconcile on its schedule: nothing stale.
     let reconcile = LocalLambda::start(function("reconcile", kiln_tests::bins::bin("reconcile")))

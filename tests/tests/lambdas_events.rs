@@ -219,10 +219,13 @@ async fn build_lifecycle_against_emulators() {
     let ev = w.recv(1).await;
     w.plan.reset_counts();
     let ack = w.deliver(&ev).await.remove(0).unwrap();
+    // Not `<prefix>-<preset>`: acknowledged from the event alone, before any
+    // Image Builder call (GetImage would be AccessDenied under the scoped IAM).
     assert_eq!(
         ack,
-        EventAck::Ignored(Ignored::UnknownPipeline("team-b-golden".into()))
+        EventAck::Ignored(Ignored::NotOurs("team-b-golden".into()))
     );
+    assert_eq!(w.plan.calls().get("imagebuilder:GetImage"), None);
     let ack = handle_event(&w.deps, json!({"source": "aws.imagebuilder", "detail": 1}))
         .await
         .unwrap();

@@ -27,7 +27,13 @@ fn root() -> PathBuf {
 /// Each workspace member by its directory, with its dependencies on other members.
 fn from_cargo() -> BTreeMap<String, Row> {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root())
         .output()
         .expect("cargo metadata runs");
@@ -73,7 +79,8 @@ fn from_cargo() -> BTreeMap<String, Row> {
                 };
             }
             // Already a normal dependency: listing it again for tests says nothing new.
-            row.dev.retain(|(d, _)| !row.normal.iter().any(|(n, _)| n == d));
+            row.dev
+                .retain(|(d, _)| !row.normal.iter().any(|(n, _)| n == d));
             (dirs[name].clone(), row)
         })
         .collect()
@@ -132,7 +139,10 @@ fn from_doc(doc: &str, dirs: &BTreeSet<String>) -> Result<BTreeMap<String, Row>,
         if !cells[crate_col].trim().starts_with("`kiln-") {
             continue;
         }
-        let dir = cells[dir_col].trim().trim_matches('`').trim_end_matches('/');
+        let dir = cells[dir_col]
+            .trim()
+            .trim_matches('`')
+            .trim_end_matches('/');
         let row = Row {
             normal: column(cells[normal_col], dirs).map_err(|e| format!("{dir}: {e}"))?,
             dev: column(cells[dev_col], dirs).map_err(|e| format!("{dir}: {e}"))?,
