@@ -2,24 +2,19 @@ use super::*;
 #[tokio::test]
 async fn first_build_available_updates_ssm_in_both_regions_keeping_other_keys() {
     let w = setup();
-    put_image(&w, 3, ImageState::Building, "2026-01-27T11:00:00Z");
-    handle_event(
-        &w.deps,
-        event(ImageState::Building, "2026-01-27T11:00:05Z", 3),
-    )
-    .await
-    .unwrap();
+    building(&w).await;
     assert_eq!(record(&w).await.status, BuildStatus::Building);
     assert!(w.configs.value(EAST, PARAM).unwrap()["amiId"].is_null());
 
-    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     let o = processed(
-        handle_event(
-            &w.deps,
-            event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+        deliver(
+            &w,
+            3,
+            ImageState::Available,
+            "2026-01-27T11:00:00Z",
+            "2026-01-27T12:00:00Z",
         )
-        .await
-        .unwrap(),
+        .await,
     );
     assert!(o.record_written && o.build_written);
     assert_eq!(o.configs_updated, vec![WEST.to_owned(), EAST.to_owned()]);
@@ -56,22 +51,24 @@ async fn first_build_available_updates_ssm_in_both_regions_keeping_other_keys() 
 async fn rebuild_keeps_previous_ami_and_failure_or_cancel_leave_ssm_alone() {
     for bad in [ImageState::Failed, ImageState::Cancelled] {
         let w = setup();
-        put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
-        handle_event(
-            &w.deps,
-            event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+        deliver(
+            &w,
+            3,
+            ImageState::Available,
+            "2026-01-27T11:00:00Z",
+            "2026-01-27T12:00:00Z",
         )
-        .await
-        .unwrap();
+        .await;
         let ssm_before = w.configs.0.lock().unwrap().clone();
 
-        put_image(&w, 4, ImageState::Building, "2026-01-28T00:00:00Z");
-        handle_event(
-            &w.deps,
-            event(ImageState::Building, "2026-01-28T00:00:10Z", 4),
+        deliver(
+            &w,
+            4,
+            ImageState::Building,
+            "2026-01-28T00:00:00Z",
+            "2026-01-28T00:00:10Z",
         )
-        .await
-        .unwrap();
+        .await;
         let r = record(&w).await;
         assert_eq!(r.status, BuildStatus::Building);
         assert_eq!(
@@ -403,14 +400,15 @@ async fn an_unreadable_runner_config_is_left_alone_and_the_rest_proceeds() {
     let w = setup();
     w.configs
         .set(EAST, PARAM, "maxRunners = 4 # someone wrote TOML");
-    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     let o = processed(
-        handle_event(
-            &w.deps,
-            event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+        deliver(
+            &w,
+            3,
+            ImageState::Available,
+            "2026-01-27T11:00:00Z",
+            "2026-01-27T12:00:00Z",
         )
-        .await
-        .unwrap(),
+        .await,
     );
     assert_eq!(o.configs_refused, vec![EAST.to_owned()]);
     assert_eq!(o.configs_updated, vec![WEST.to_owned()]);

@@ -95,14 +95,15 @@ async fn a_stored_key_beyond_the_skew_does_not_freeze_the_preset() {
         .lock()
         .unwrap()
         .insert("linux-x64".into(), frozen);
-    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     let o = processed(
-        handle_event(
-            &w.deps,
-            event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+        deliver(
+            &w,
+            3,
+            ImageState::Available,
+            "2026-01-27T11:00:00Z",
+            "2026-01-27T12:00:00Z",
         )
-        .await
-        .unwrap(),
+        .await,
     );
     assert!(o.record_written, "the real event heals the record");
     let r = record(&w).await;

@@ -105,6 +105,27 @@ fn put_image(w: &World, build: u32, state: ImageState, created: &str) {
     list.reverse();
 }
 
+/// Image Builder holds build `build` in `state` (created at `created`), and its event,
+/// dated `at`, reaches ami-update.
+async fn deliver(w: &World, build: u32, state: ImageState, created: &str, at: &str) -> EventAck {
+    put_image(w, build, state, created);
+    handle_event(&w.deps, event(state, at, build))
+        .await
+        .unwrap()
+}
+
+/// The usual first step: build 3, created 11:00:00, BUILDING at 11:00:05.
+async fn building(w: &World) -> EventAck {
+    deliver(
+        w,
+        3,
+        ImageState::Building,
+        "2026-01-27T11:00:00Z",
+        "2026-01-27T11:00:05Z",
+    )
+    .await
+}
+
 fn setup() -> World {
     let w = world(Config::new("t", EAST));
     let p = preset(X64);

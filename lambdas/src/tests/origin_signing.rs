@@ -24,13 +24,7 @@ fn origin(w: &World) -> (Deps, Arc<FaultPlan>) {
 /// A `building` record an hour old: due for inline reconcile on the next `/status`.
 async fn stale_world() -> World {
     let w = setup();
-    put_image(&w, 3, ImageState::Building, "2026-01-27T11:00:00Z");
-    handle_event(
-        &w.deps,
-        event(ImageState::Building, "2026-01-27T11:00:05Z", 3),
-    )
-    .await
-    .unwrap();
+    building(&w).await;
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     w
 }

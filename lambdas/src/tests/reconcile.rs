@@ -80,26 +80,28 @@ async fn reconcile_heals_a_lost_available_and_late_events_stay_noops() {
     assert!(!o.record_written);
     assert_eq!(record(&w).await, r);
     // A newer build's events still win over the reconciled state.
-    put_image(&w, 4, ImageState::Building, "2026-01-27T13:00:00Z");
-    handle_event(
-        &w.deps,
-        event(ImageState::Building, "2026-01-27T13:00:05Z", 4),
+    deliver(
+        &w,
+        4,
+        ImageState::Building,
+        "2026-01-27T13:00:00Z",
+        "2026-01-27T13:00:05Z",
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(record(&w).await.status, BuildStatus::Building);
 }
 
 #[tokio::test]
 async fn reconcile_waits_when_the_image_list_lags_behind_the_record() {
     let w = setup();
-    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
-    handle_event(
-        &w.deps,
-        event(ImageState::Available, "2026-01-27T12:00:00Z", 3),
+    deliver(
+        &w,
+        3,
+        ImageState::Available,
+        "2026-01-27T11:00:00Z",
+        "2026-01-27T12:00:00Z",
     )
-    .await
-    .unwrap();
+    .await;
     // Build 4 started and its BUILDING arrived, but the list does not show it yet.
     put_image(&w, 4, ImageState::Building, "2026-01-28T00:00:00Z");
     w.images

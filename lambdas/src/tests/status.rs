@@ -46,13 +46,7 @@ async fn not_built_presets_show_not_configured_and_stale_records_heal_inline_onc
         arm.name.clone(),
         PresetItem::new(&arm, "spot-runner", EAST, t("2026-01-27T10:00:00Z")),
     );
-    put_image(&w, 3, ImageState::Building, "2026-01-27T11:00:00Z");
-    handle_event(
-        &w.deps,
-        event(ImageState::Building, "2026-01-27T11:00:05Z", 3),
-    )
-    .await
-    .unwrap();
+    building(&w).await;
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
 
     let fresh = status(&w.deps, t("2026-01-27T11:10:00Z")).await.unwrap();
@@ -82,13 +76,7 @@ async fn not_built_presets_show_not_configured_and_stale_records_heal_inline_onc
 #[tokio::test]
 async fn inline_reconcile_is_memoised_per_container() {
     let w = setup();
-    put_image(&w, 3, ImageState::Building, "2026-01-27T11:00:00Z");
-    handle_event(
-        &w.deps,
-        event(ImageState::Building, "2026-01-27T11:00:05Z", 3),
-    )
-    .await
-    .unwrap();
+    building(&w).await;
     let plan = Arc::new(FaultPlan::new());
     let deps = crate::Deps::new(
         Config::new("t", EAST),
