@@ -165,7 +165,9 @@ impl DevStack {
             let pipeline = preset.pipeline_name(&options.prefix);
             let mut spec = PipelineSpec::new(&pipeline, preset.regions_or(&options.region))
                 .architecture(preset.architecture);
-            spec.recipe_name = Some(preset.name.clone());
+            // Named as the template names it (`${Prefix}-<preset>`): ami-update decides
+            // "is this ours" from the recipe segment of the image ARN.
+            spec.recipe_name = Some(pipeline.clone());
             spec.recipe_version = Some(preset.semantic_version());
             pipeline_arns.insert(preset.name.clone(), imagebuilder.register_pipeline(spec)?);
             if options.fail.contains(&preset.name) {
