@@ -11,7 +11,9 @@
 //! - [`edge::EdgePusher`] — the signed push of a status snapshot to the Worker;
 //! - for `kiln deploy`: [`cfn::Stacks`] (CloudFormation change sets, events, outputs),
 //!   [`artifacts::Artifacts`] (the S3 artifacts bucket, content-addressed uploads) and
-//!   [`secrets::Secrets`] (the edge secret in Secrets Manager, generated once).
+//!   [`secrets::Secrets`] (the edge secret in Secrets Manager, generated once),
+//!   [`account::Account`] (the account id, STS) and [`account::Tables`] (a state table
+//!   kept by an earlier stack: adopted, or deleted with `--delete-data`).
 //!
 //! [`sdk`] builds the real clients from one SDK configuration. Behind the `mock` cargo
 //! feature, [`mock`] adds a failure-injecting, call-counting wrapper for every trait
@@ -20,6 +22,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod account;
 pub mod artifacts;
 pub mod attr;
 pub mod cfn;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+use crate::account::{Account, SdkAccount, SdkTables, Tables};
 use crate::artifacts::{Artifacts, S3Artifacts};
 use crate::cfn::{SdkStacks, Stacks};
 use crate::ec2::{Ec2Images, SdkEc2};
@@ -74,6 +75,8 @@ pub struct DeployEndpoints {
     pub cloudformation: Option<String>,
     pub s3: Option<String>,
     pub secretsmanager: Option<String>,
+    pub dynamodb: Option<String>,
+    pub sts: Option<String>,
 }
 
 /// The clients of `kiln deploy` / `kiln destroy`.
@@ -82,6 +85,8 @@ pub struct DeployClients {
     pub stacks: Arc<dyn Stacks>,
     pub artifacts: Arc<dyn Artifacts>,
     pub secrets: Arc<dyn Secrets>,
+    pub account: Arc<dyn Account>,
+    pub tables: Arc<dyn Tables>,
 }
 
 impl DeployClients {
@@ -103,6 +108,12 @@ impl DeployClients {
             artifacts: Arc::new(S3Artifacts::new(aws_sdk_s3::Client::from_conf(s3))),
             secrets: Arc::new(SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&with(
                 &endpoints.secretsmanager,
+            )))),
+            account: Arc::new(SdkAccount::new(aws_sdk_sts::Client::new(&with(
+                &endpoints.sts,
+            )))),
+            tables: Arc::new(SdkTables::new(aws_sdk_dynamodb::Client::new(&with(
+                &endpoints.dynamodb,
             )))),
         }
     }

@@ -135,7 +135,8 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Deploy (or update) everything: Lambdas, stack, edge secret and Worker. Idempotent.
     Deploy(DeployArgs),
-    /// Delete the stack and the Worker (bucket and secret too with --delete-data).
+    /// Delete the stack and the Worker (with --delete-data also the state table, the AMIs
+    /// and their snapshots, the artifacts bucket and the edge secret).
     Destroy(DestroyArgs),
     /// Run the whole system locally: emulators, the local Image Builder, the Lambdas and
     /// the Worker under `wrangler dev`; apply the presets and start the first builds.
@@ -185,8 +186,8 @@ pub struct StackArgs {
     /// `<stack>-status` and the secret `kiln/<stack>/edge-secret`).
     #[arg(long, env = "KILN_STACK", default_value = "kiln")]
     pub stack: String,
-    /// Artifacts bucket (default: `<stack>-artifacts-<region>`; S3 names are global, so
-    /// pick your own if that one is taken).
+    /// Artifacts bucket (default: `<stack>-artifacts-<account>-<region>`, created if
+    /// absent: versioned, encrypted, public access blocked).
     #[arg(long, env = "KILN_ARTIFACTS_BUCKET")]
     pub bucket: Option<String>,
     /// The AWS endpoints are local emulators: run everything against them, the Worker as
@@ -207,9 +208,13 @@ pub struct DeployArgs {
     /// Custom domain of the Worker (a route; the Lambdas push to https://HOST/ingest).
     #[arg(long, value_name = "HOST")]
     pub domain: Option<String>,
-    /// After deploying, follow /status to ready (needs --domain).
-    #[arg(long, requires = "domain")]
+    /// After deploying, follow /status to ready, with the preset table live on the
+    /// terminal (the custom domain, else the workers.dev URL wrangler printed).
+    #[arg(long)]
     pub wait: bool,
+    /// Give up `--wait` after this long (first builds take 20-60 minutes).
+    #[arg(long, default_value = "90m", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
     /// Print the plan and the change set; execute nothing (the Worker: wrangler --dry-run).
     #[arg(long)]
     pub dry_run: bool,
@@ -229,7 +234,9 @@ pub struct DeployArgs {
 pub struct DestroyArgs {
     #[command(flatten)]
     pub stack: StackArgs,
-    /// Also delete the artifacts bucket (every version) and the edge secret.
+    /// Also delete the data: the state table (build history), every AMI of the prefix with
+    /// its snapshots in the presets' regions, the artifacts bucket (every version) and the
+    /// edge secret.
     #[arg(long)]
     pub delete_data: bool,
 }

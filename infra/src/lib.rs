@@ -21,5 +21,6 @@ pub mod deploy;
 pub mod dev;
 pub mod history;
 pub mod presets;
+pub mod progress;
 pub mod status;
 pub mod template;

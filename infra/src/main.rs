@@ -342,12 +342,10 @@ async fn deploy(aws: &AwsArgs, args: kiln_infra::cli::DeployArgs) -> Result<Exit
     let (clients, region) = aws::deploy_clients(aws).await?;
     let root = deploy::find_root();
     let stack = args.stack.stack.clone();
+    let bucket = deploy::resolve_bucket(&clients, &stack, &region, args.stack.bucket).await?;
     let opts = DeployOptions {
         presets: args.presets,
-        bucket: args
-            .stack
-            .bucket
-            .unwrap_or_else(|| format!("{stack}-artifacts-{region}")),
+        bucket,
         prefix: aws.prefix.clone(),
         region,
         domain: args.domain.clone(),
@@ -370,7 +368,10 @@ async fn deploy(aws: &AwsArgs, args: kiln_infra::cli::DeployArgs) -> Result<Exit
         poll: args.stack.poll,
         stack,
     };
-    let report = match deploy::deploy(&clients, &opts, &mut |line| println!("{line}")).await {
+    let progress = kiln_infra::progress::Progress::new();
+    let result = deploy::deploy(&clients, &opts, &mut |line| progress.line(line)).await;
+    progress.finish();
+    let report = match result {
         Ok(report) => report,
         Err(e @ deploy::DeployError::Presets(LoadError::Invalid(_))) => {
             eprintln!("{e}");
@@ -388,44 +389,63 @@ async fn deploy(aws: &AwsArgs, args: kiln_infra::cli::DeployArgs) -> Result<Exit
             report.not_rehearsed.len()
         );
     }
-    match (&args.domain, args.wait && !args.dry_run && !opts.rehearsal) {
-        (Some(domain), true) => {
-            let url = status::status_url(&format!("https://{domain}"))?;
-            let outcome = status::wait(
-                &status::client(),
-                &url,
-                kiln_infra::cli::Until::Ready,
-                std::time::Duration::from_secs(45 * 60),
-                std::time::Duration::from_secs(15),
-                |r| {
-                    if let Ok(report) = r {
-                        eprintln!("{}: {}", report.status, report.message);
-                    }
-                },
-            )
-            .await;
-            Ok(ExitCode::from(outcome.exit_code()))
-        }
-        _ => Ok(ExitCode::SUCCESS),
+    if !args.wait || args.dry_run || opts.rehearsal {
+        return Ok(ExitCode::SUCCESS);
     }
+    let Some(base) = report.edge_url else {
+        bail!("--wait: the Worker's URL is unknown (wrangler printed none); pass --domain");
+    };
+    let url = status::status_url(&base)?;
+    println!(
+        "waiting for {url} to be ready (every preset built once; Ctrl-C stops waiting, not the builds)"
+    );
+    let live = kiln_infra::progress::Progress::new();
+    let outcome = status::wait(
+        &status::client(),
+        &url,
+        kiln_infra::cli::Until::Ready,
+        args.wait_timeout,
+        std::time::Duration::from_secs(15),
+        |r| match r {
+            Ok(report) => live.live(&status::render_human(report)),
+            Err(e) => live.live(&format!("waiting: {e}\n")),
+        },
+    )
+    .await;
+    live.finish();
+    match &outcome {
+        WaitOutcome::Ready(report) | WaitOutcome::Degraded(report) => {
+            print!("{}", status::render_human(report))
+        }
+        WaitOutcome::TimedOut { .. } => eprintln!("error: not ready after {:?}", args.wait_timeout),
+    }
+    Ok(ExitCode::from(outcome.exit_code()))
 }
 
 async fn destroy(aws: &AwsArgs, args: kiln_infra::cli::DestroyArgs) -> Result<ExitCode> {
     use kiln_infra::deploy::{self, destroy::DestroyOptions};
     let (clients, region) = aws::deploy_clients(aws).await?;
     let stack = args.stack.stack.clone();
+    let bucket = deploy::resolve_bucket(&clients, &stack, &region, args.stack.bucket).await?;
+    let data = if args.delete_data {
+        Some(aws::clients(aws).await?.0)
+    } else {
+        None
+    };
     let opts = DestroyOptions {
-        bucket: args
-            .stack
-            .bucket
-            .unwrap_or_else(|| format!("{stack}-artifacts-{region}")),
+        bucket,
+        prefix: aws.prefix.clone(),
+        region,
         stack,
         delete_data: args.delete_data,
         rehearsal: args.stack.rehearsal,
         root: deploy::find_root(),
         poll: args.stack.poll,
     };
-    deploy::destroy::destroy(&clients, &opts, &mut |line| println!("{line}")).await?;
+    deploy::destroy::destroy(&clients, data.as_ref(), &opts, &mut |line| {
+        println!("{line}")
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

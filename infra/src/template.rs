@@ -119,6 +119,7 @@ pub fn synth(presets: &[Preset], opts: &SynthOptions) -> Result<Value, SynthErro
         "Description": stack::description(presets),
         "Parameters": parameters::parameters(opts),
         "Conditions": {
+            "CreateStateTable": { "Fn::Equals": [reference("ExistingStateTable"), ""] },
             "HasFailureNotificationEmail": { "Fn::Not": [{ "Fn::Equals": [reference("FailureNotificationEmail"), ""] }] },
             "HasStatusOriginReservedConcurrency": { "Fn::Not": [{ "Fn::Equals": [reference("StatusOriginReservedConcurrency"), "0"] }] },
         },

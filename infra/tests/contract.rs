@@ -24,6 +24,12 @@ fn resolve(value: &Value, t: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
+        // The state table: the stack's own (the condition's true branch; adopting a
+        // kept table names the same table).
+        Value::Object(o) if o.contains_key("Fn::If") => {
+            assert_eq!(o["Fn::If"][0], "CreateStateTable", "{value}");
+            resolve(&o["Fn::If"][1], t)
+        }
         Value::Object(o) if o.contains_key("Ref") => match o["Ref"].as_str().unwrap() {
             "StateTable" => "spot-runner-state".into(),
             "EdgeUrl" => "https://status.example.com".into(),

@@ -125,11 +125,13 @@ async fn stack_status(cfn: &aws_sdk_cloudformation::Client) -> Option<String> {
         .map(|s| s.as_str().to_owned())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
-    if tool("moto_server").is_none() {
-        return;
-    }
+/// moto's default account: the artifacts bucket is `<stack>-artifacts-<account>-<region>`.
+const ACCOUNT: &str = "123456789012";
+
+/// moto, the Worker built, stub Lambda zips and `presets`; `None` (skip) when moto or
+/// wrangler is not installed and `KILN_REQUIRE_TOOLS` is not set.
+async fn rehearsal(presets: &[(&str, &str)]) -> Option<Rehearsal> {
+    tool("moto_server")?;
     if !repo_root()
         .join("tools/node/node_modules/.bin/wrangler")
         .is_file()
@@ -140,7 +142,7 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
             "wrangler is required: run scripts/setup.sh"
         );
         eprintln!("note: wrangler is not installed; skipping");
-        return;
+        return None;
     }
     tokio::task::spawn_blocking(kiln_devstack::wrangler::build_edge)
         .await
@@ -148,14 +150,24 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
         .expect("the Worker builds (scripts/build-edge.sh)");
     let r = Rehearsal {
         moto: Moto::start().await.expect("moto starts"),
-        presets: preset_dir(&[
-            ("a.yaml", &preset_yaml("linux-a", "")),
-            ("b.yaml", &preset_yaml("linux-b", "")),
-        ]),
+        presets: preset_dir(presets),
         zips: tempfile::tempdir().unwrap(),
         out: tempfile::tempdir().unwrap(),
     };
     stub_zips(r.zips.path());
+    Some(r)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
+    let Some(r) = rehearsal(&[
+        ("a.yaml", &preset_yaml("linux-a", "")),
+        ("b.yaml", &preset_yaml("linux-b", "")),
+    ])
+    .await
+    else {
+        return;
+    };
     let sdk = r.moto.sdk_config(REGION);
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -164,7 +176,7 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
             .build(),
     );
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-    let bucket = format!("{STACK}-artifacts-{REGION}");
+    let bucket = format!("{STACK}-artifacts-{ACCOUNT}-{REGION}");
 
     // 1. First deploy: bucket, uploads, secret, stack, Worker dry run.
     let (out, all) = r.deploy().await;
@@ -175,6 +187,7 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
         "created the edge secret kiln/ci/edge-secret",
         "stack ci: created",
         "not rehearsed: AWS::ImageBuilder::ImagePipeline (2)",
+        "not rehearsed: AWS::Lambda::EventInvokeConfig (2)",
         "not rehearsed: AWS::ImageBuilder::Component",
         "not rehearsed: AWS::Lambda::Url (1): StatusOriginUrl",
         "not rehearsed: Custom::KilnPresets (1): PresetInit",
@@ -316,4 +329,168 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
             .await
             .is_err()
     );
+}
+
+/// A call to moto's CloudWatch Logs (JSON protocol; the SDK crate is not a dependency).
+async fn logs(moto: &Moto, action: &str, group: &str) {
+    let response = reqwest::Client::new()
+        .post(moto.endpoint())
+        .header("X-Amz-Target", format!("Logs_20140328.{action}"))
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .header(
+            "Authorization",
+            format!("AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/logs/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .body(serde_json::json!({ "logGroupName": group }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{action} {group}: {}",
+        response.text().await.unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_first_create_is_retried_and_a_kept_table_is_adopted() {
+    let Some(r) = rehearsal(&[("a.yaml", &preset_yaml("linux-a", ""))]).await else {
+        return;
+    };
+    let sdk = r.moto.sdk_config(REGION);
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = "spot-runner-state";
+    let table_exists = || async { ddb.describe_table().table_name(table).send().await.is_ok() };
+
+    // 1. A log group left behind by an earlier function of the same name (as Lambda
+    //    creates on first invoke): the first create fails on it, after the table exists.
+    let group = "/aws/lambda/spot-runner-ami-update";
+    logs(&r.moto, "CreateLogGroup", group).await;
+    let (out, all) = r.deploy().await;
+    assert!(
+        !out.status.success(),
+        "the first create should fail:\n{all}"
+    );
+    assert_ne!(stack_status(&cfn).await.as_deref(), Some("CREATE_COMPLETE"));
+
+    // 2. The cause removed, the same command again: the failed stack is deleted and
+    //    created anew, and the table the failed create made does not block it.
+    logs(&r.moto, "DeleteLogGroup", group).await;
+    let (out, all) = r.deploy().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        all.contains("deleting it before creating it again"),
+        "{all}"
+    );
+    assert!(all.contains("stack ci: created"), "{all}");
+    assert!(
+        !all.contains("already exists") && !all.contains("adopted"),
+        "{all}"
+    );
+    assert_eq!(stack_status(&cfn).await.as_deref(), Some("CREATE_COMPLETE"));
+
+    // 3. The stack gone, its table kept (as `kiln destroy` leaves it on AWS; moto only
+    //    keeps `Retain`, so the kept table is put back by hand) with a record in it.
+    let (out, all) = r
+        .kiln(&[
+            "destroy",
+            "--stack",
+            STACK,
+            "--rehearsal",
+            "--poll",
+            "200ms",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(all.contains("the next deploy adopts it"), "{all}");
+    if !table_exists().await {
+        use aws_sdk_dynamodb::types::*;
+        ddb.create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("jobId")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("jobId")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    ddb.put_item()
+        .table_name(table)
+        .item(
+            "jobId",
+            aws_sdk_dynamodb::types::AttributeValue::S("BUILD#kept".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // 4. Deploying again adopts it: no "already exists", the history is still there,
+    //    and the stack does not own the table.
+    let (out, all) = r.deploy().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        all.contains("state table spot-runner-state kept by an earlier stack: adopted"),
+        "{all}"
+    );
+    assert!(!all.contains("already exists"), "{all}");
+    let owned = cfn
+        .describe_stack_resources()
+        .stack_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        owned
+            .stack_resources()
+            .iter()
+            .all(|r| r.logical_resource_id() != Some("StateTable")),
+        "the adopted table is not the stack's"
+    );
+    let kept = ddb
+        .get_item()
+        .table_name(table)
+        .key(
+            "jobId",
+            aws_sdk_dynamodb::types::AttributeValue::S("BUILD#kept".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        kept.item().is_some(),
+        "the kept history survived the redeploy"
+    );
+    // A rerun keeps adopting it and changes nothing.
+    let (out, all) = r.deploy().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(all.contains("stack ci: nothing to change"), "{all}");
+
+    // 5. Destroy with the data: the table goes too.
+    let (out, all) = r
+        .kiln(&[
+            "destroy",
+            "--stack",
+            STACK,
+            "--rehearsal",
+            "--delete-data",
+            "--poll",
+            "200ms",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(all.contains("table spot-runner-state deleted"), "{all}");
+    assert!(!table_exists().await);
 }

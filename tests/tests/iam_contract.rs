@@ -40,6 +40,18 @@ const REQUIRED_BESIDE: &[(&str, &str, &str)] = &[
         "logs:PutLogEvents",
         "Lambda writes the function's logs",
     ),
+    // The on-failure destination (EventInvokeConfig) of the two functions EventBridge
+    // invokes asynchronously sends failed invocations to the DLQ as the function's role.
+    (
+        "ami-update",
+        "sqs:SendMessage",
+        "on-failure destination of asynchronous invocations",
+    ),
+    (
+        "reconcile",
+        "sqs:SendMessage",
+        "on-failure destination of asynchronous invocations",
+    ),
     // Service Authorization Reference: StartImagePipelineExecution lists
     // GetImagePipeline as a dependent action (the service reads the pipeline as the
     // caller).

@@ -1,10 +1,11 @@
-//! In-memory fakes of the deploy's S3 and Secrets Manager clients: a secret is created
-//! once and read ever after; an object key is written once.
+//! In-memory fakes of the deploy's S3, Secrets Manager, STS and DynamoDB-table clients: a
+//! secret is created once and read ever after; an object key is written once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use crate::BoxFut;
+use crate::account::{Account, Tables};
 use crate::artifacts::Artifacts;
 use crate::error::AwsError;
 use crate::secrets::{SecretValue, Secrets, StoredSecret};
@@ -97,6 +98,30 @@ impl Artifacts for MemArtifacts {
             lock(&self.objects).retain(|(b, _), _| b != bucket);
             Ok(lock(&self.buckets).remove(bucket))
         })
+    }
+}
+
+/// An account with a fixed id.
+pub struct FixedAccount(pub String);
+
+impl Account for FixedAccount {
+    fn account_id(&self) -> BoxFut<'_, Result<String, AwsError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+#[derive(Default)]
+pub struct MemTables {
+    pub tables: Mutex<BTreeSet<String>>,
+}
+
+impl Tables for MemTables {
+    fn exists<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<bool, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.tables).contains(name)) })
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<bool, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.tables).remove(name)) })
     }
 }
 

@@ -136,6 +136,14 @@ pub async fn deploy(
         }
         other => other,
     };
+    let adopted =
+        stack::adopt_table(clients, &opts.stack, &opts.prefix, existing.is_some()).await?;
+    if let Some(table) = &adopted {
+        progress(&format!(
+            "state table {table} kept by an earlier stack: adopted with its build history"
+        ));
+    }
+    parameters.push(("ExistingStateTable".to_owned(), adopted.unwrap_or_default()));
     let kind = if existing.is_some() {
         ChangeSetKind::Update
     } else {
@@ -228,7 +236,7 @@ pub async fn deploy(
         }
     }
 
-    let worker_config =
+    let (worker_config, edge_url) =
         deploy_worker(opts, clients, outcome.clone(), &secret.value, progress).await?;
     Ok(DeployReport {
         stack: outcome,
@@ -236,6 +244,7 @@ pub async fn deploy(
         secret_created: secret.created,
         not_rehearsed,
         worker_config: Some(worker_config),
+        edge_url,
     })
 }
 
@@ -245,7 +254,7 @@ async fn deploy_worker(
     outcome: StackOutcome,
     secret: &kiln_aws::secrets::SecretValue,
     progress: &mut dyn FnMut(&str),
-) -> Result<PathBuf, DeployError> {
+) -> Result<(PathBuf, Option<String>), DeployError> {
     let origin = match clients.stacks.describe(&opts.stack).await? {
         Some(s) => s.output(ORIGIN_OUTPUT).map(str::to_owned),
         None => None,
@@ -340,7 +349,7 @@ async fn deploy_worker(
             config.name,
             config_path.display()
         ));
-        return Ok(config_path);
+        return Ok((config_path, None));
     }
     let (kv, created) = worker::ensure_kv(&wrangler, &edge, &config_path, &opts.kv_title())?;
     if created {
@@ -360,12 +369,14 @@ async fn deploy_worker(
         worker::SECRET_NAME
     ));
     let out = worker::run(&wrangler, &edge, &["deploy", "--config", &cfg], None)?;
-    for line in String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("https://"))
-    {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines().filter(|l| l.contains("https://")) {
         progress(&format!("worker: {}", line.trim()));
     }
     progress(&format!("worker {} deployed", config.name));
-    Ok(config_path)
+    let url = match &opts.domain {
+        Some(domain) => Some(format!("https://{domain}")),
+        None => worker::workers_dev_url(&stdout),
+    };
+    Ok((config_path, url))
 }

@@ -113,6 +113,41 @@ pub fn secret_name(stack: &str) -> String {
     format!("kiln/{stack}/edge-secret")
 }
 
+/// The artifacts bucket's default name, `<stack>-artifacts-<account>-<region>`: bucket
+/// names are global, so without the account id the first deployer anywhere with the
+/// same stack name would own it. Lower-cased, and a long stack name is shortened (with a
+/// hash of it, so two long names stay apart) to fit S3's 63 characters.
+pub fn default_bucket(stack: &str, account: &str, region: &str) -> String {
+    let stack = stack.to_ascii_lowercase().replace('_', "-");
+    let tail = format!("-artifacts-{account}-{region}");
+    if stack.len() + tail.len() <= 63 {
+        return format!("{stack}{tail}");
+    }
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(stack.as_bytes()));
+    let keep = 63usize.saturating_sub(tail.len() + 9);
+    let head = stack[..keep.min(stack.len())].trim_end_matches('-');
+    format!("{head}-{}{tail}", &hash[..8])
+}
+
+/// The bucket `kiln deploy` / `kiln destroy` use: the one asked for, else
+/// [`default_bucket`] for the caller's account.
+pub async fn resolve_bucket(
+    clients: &kiln_aws::sdk::DeployClients,
+    stack: &str,
+    region: &str,
+    asked: Option<String>,
+) -> Result<String, DeployError> {
+    match asked {
+        Some(bucket) => Ok(bucket),
+        None => Ok(default_bucket(
+            stack,
+            &clients.account.account_id().await?,
+            region,
+        )),
+    }
+}
+
 /// The Worker's name.
 pub fn worker_name(stack: &str) -> String {
     format!("{stack}-edge")
@@ -165,6 +200,9 @@ pub struct DeployReport {
     /// Resource type → logical ids the emulators did not create or run (rehearsal only).
     pub not_rehearsed: BTreeMap<String, Vec<String>>,
     pub worker_config: Option<PathBuf>,
+    /// Where the Worker answers: `https://<domain>`, else its workers.dev URL as
+    /// wrangler printed it (`None` for a dry run or rehearsal).
+    pub edge_url: Option<String>,
 }
 
 #[cfg(test)]
@@ -187,6 +225,26 @@ mod tests {
             );
         }
         assert!(t["Outputs"][ORIGIN_OUTPUT].is_object());
+    }
+
+    #[test]
+    fn default_buckets_are_per_account_and_fit_s3() {
+        let a = default_bucket("kiln", "111122223333", "eu-west-1");
+        assert_eq!(a, "kiln-artifacts-111122223333-eu-west-1");
+        assert_ne!(a, default_bucket("kiln", "444455556666", "eu-west-1"));
+        let long = "Very_Long-stack-name-".repeat(6);
+        let b = default_bucket(&long, "111122223333", "ap-southeast-2");
+        let c = default_bucket(&format!("{long}x"), "111122223333", "ap-southeast-2");
+        for name in [&b, &c] {
+            assert!(name.len() <= 63, "{name}");
+            assert!(
+                name.bytes()
+                    .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || x == b'-'),
+                "{name}"
+            );
+            assert!(name.ends_with("-artifacts-111122223333-ap-southeast-2"));
+        }
+        assert_ne!(b, c);
     }
 
     #[test]

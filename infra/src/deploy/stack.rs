@@ -28,6 +28,30 @@ fn is_no_changes(reason: &str) -> bool {
 
 /// States in which a stack can take no change set: a first create that rolled back, or
 /// a CREATE change set never executed. Deleting them first is the only way forward.
+/// The state table to adopt (the `ExistingStateTable` parameter): `<prefix>-state` when
+/// it exists and the stack does not own it — kept by `kiln destroy` or by a stack that
+/// was deleted — so a redeploy carries on with its history instead of failing with
+/// "already exists". `None`: the stack creates (or keeps owning) the table.
+pub async fn adopt_table(
+    clients: &kiln_aws::sdk::DeployClients,
+    stack: &str,
+    prefix: &str,
+    stack_exists: bool,
+) -> Result<Option<String>, DeployError> {
+    let table = kiln_shared::table::table_name(prefix);
+    if stack_exists
+        && clients
+            .stacks
+            .resources(stack)
+            .await?
+            .iter()
+            .any(|r| r.logical_id == "StateTable")
+    {
+        return Ok(None);
+    }
+    Ok(clients.tables.exists(&table).await?.then_some(table))
+}
+
 pub fn needs_recreate(status: &str) -> bool {
     matches!(status, "ROLLBACK_COMPLETE" | "REVIEW_IN_PROGRESS")
 }

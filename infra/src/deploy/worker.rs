@@ -215,11 +215,37 @@ pub fn ensure_kv(
     })
 }
 
+/// The `https://….workers.dev` URL in `wrangler deploy`'s output, if it printed one.
+pub fn workers_dev_url(output: &str) -> Option<String> {
+    output.split_whitespace().find_map(|word| {
+        let word = word.trim_matches(|c: char| {
+            !c.is_ascii_alphanumeric() && c != ':' && c != '/' && c != '.' && c != '-'
+        });
+        let host = word.strip_prefix("https://")?;
+        let host = host.split('/').next()?;
+        host.ends_with(".workers.dev")
+            .then(|| format!("https://{host}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const BASE: &str = include_str!("../../../edge/wrangler.toml");
+
+    #[test]
+    fn the_workers_dev_url_is_read_from_wrangler_output() {
+        let out = "Uploaded kiln-edge (3.21 sec)\nDeployed kiln-edge triggers (0.84 sec)\n  https://kiln-edge.acme.workers.dev\nCurrent Version ID: 1f2e";
+        assert_eq!(
+            workers_dev_url(out).as_deref(),
+            Some("https://kiln-edge.acme.workers.dev")
+        );
+        assert_eq!(
+            workers_dev_url("Deployed kiln-edge triggers\n  status.example.com (custom domain)"),
+            None
+        );
+    }
 
     fn config() -> WorkerConfig {
         WorkerConfig {

@@ -12,6 +12,20 @@ pub(super) fn reference(id: &str) -> Value {
     json!({ "Ref": id })
 }
 
+/// The state table's name: the table this stack created, or the one kept by an earlier
+/// stack and adopted through the `ExistingStateTable` parameter.
+pub(super) fn state_table_name() -> Value {
+    json!({ "Fn::If": ["CreateStateTable", reference("StateTable"), reference("ExistingStateTable")] })
+}
+
+/// An ARN under the state table (`suffix` e.g. `/index/<name>`, or empty).
+pub(super) fn state_table_arn(suffix: &str) -> Value {
+    json!({ "Fn::Sub": [
+        format!("arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{Table}}{suffix}"),
+        { "Table": state_table_name() },
+    ] })
+}
+
 pub(super) fn get_att(id: &str, attribute: &str) -> Value {
     json!({ "Fn::GetAtt": [id, attribute] })
 }

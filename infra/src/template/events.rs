@@ -1,5 +1,6 @@
 //! Event wiring: the Image Builder state-change rule to ami-update, failed builds to
-//! SNS, the reconcile schedule, and the dead-letter queue behind every rule target.
+//! SNS, the reconcile schedule, and the dead-letter queue behind every rule target and
+//! as the on-failure destination of both asynchronously invoked functions.
 
 use kiln_shared::ImageState;
 use kiln_shared::event::{DETAIL_TYPE, SOURCE, TRACKED_STATES};
@@ -78,6 +79,26 @@ pub(super) fn resources(resources: &mut Map<String, Value>) {
             },
         }),
     );
+    // EventBridge hands the event over asynchronously: a handler that fails (after
+    // Lambda's own retries) would otherwise be dropped; the target DLQ only catches
+    // delivery failures. Both scheduled and event-driven functions get one.
+    for f in [&AMI_UPDATE, &RECONCILE] {
+        resources.insert(
+            format!("{}EventInvokeConfig", f.id),
+            json!({
+                "Type": "AWS::Lambda::EventInvokeConfig",
+                "Properties": {
+                    "FunctionName": reference(&f.resource()),
+                    "Qualifier": "$LATEST",
+                    "MaximumRetryAttempts": 2,
+                    "MaximumEventAgeInSeconds": 21600,
+                    "DestinationConfig": {
+                        "OnFailure": { "Destination": get_att("EventsDeadLetterQueue", "Arn") },
+                    },
+                },
+            }),
+        );
+    }
     resources.insert(
         "AmiUpdateInvokePermission".into(),
         json!({

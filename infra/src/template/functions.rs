@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::cfn::{get_att, reference, sub};
+use super::cfn::{get_att, reference, state_table_name, sub};
 use super::iam::{self, Scope};
 
 /// One of the four Lambdas.
@@ -66,7 +66,7 @@ impl Function {
 /// Names and meanings as `kiln_lambdas::config::Config::from_env` reads them.
 fn environment(f: &Function) -> Value {
     let mut vars = Map::new();
-    vars.insert("KILN_TABLE".into(), reference("StateTable"));
+    vars.insert("KILN_TABLE".into(), state_table_name());
     vars.insert("KILN_PREFIX".into(), reference("Prefix"));
     vars.insert("RUST_LOG".into(), json!("info"));
     // Empty means "no pushes": the Lambdas treat a blank variable as unset.

@@ -7,7 +7,7 @@ use kiln_shared::Preset;
 use serde_json::{Map, Value, json};
 
 use super::RECORD_TYPE_INDEX;
-use super::cfn::{get_att, reference, sub};
+use super::cfn::{get_att, reference, state_table_arn, sub};
 use super::functions::Function;
 
 /// ARNs the IAM policies are scoped to.
@@ -35,8 +35,8 @@ pub(super) fn scope(presets: &[Preset]) -> Scope {
     }));
     Scope {
         table: vec![
-            get_att("StateTable", "Arn"),
-            sub(format!("${{StateTable.Arn}}/index/{RECORD_TYPE_INDEX}")),
+            state_table_arn(""),
+            state_table_arn(&format!("/index/{RECORD_TYPE_INDEX}")),
         ],
         parameters,
         pipelines: presets
@@ -88,9 +88,28 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
         &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
         scope.table.clone(),
     );
+    // Lambda's on-failure destination sends an asynchronous invocation that failed every
+    // attempt to the DLQ as the function's role (EventBridge invokes these two async).
+    let on_failure = || {
+        statement(
+            &["sqs:SendMessage"],
+            vec![get_att("EventsDeadLetterQueue", "Arn")],
+        )
+    };
     match f.id {
-        "AmiUpdate" => vec![logs, observe_table, ssm_rw, get_image],
-        "Reconcile" | "StatusOrigin" => vec![
+        "AmiUpdate" => vec![logs, observe_table, ssm_rw, get_image, on_failure()],
+        "Reconcile" => vec![
+            logs,
+            observe_table,
+            ssm_rw,
+            get_image,
+            statement(
+                &["imagebuilder:ListImagePipelineImages"],
+                scope.pipelines.clone(),
+            ),
+            on_failure(),
+        ],
+        "StatusOrigin" => vec![
             logs,
             observe_table,
             ssm_rw,

@@ -17,6 +17,15 @@ pub(super) fn parameters(opts: &SynthOptions) -> Value {
         }),
     );
     p.insert(
+        "ExistingStateTable".into(),
+        json!({
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^([a-zA-Z0-9_.-]{3,255})?$",
+            "Description": "A state table kept by an earlier kiln stack (its build history), adopted instead of creating <prefix>-state; `kiln deploy` fills it in when that table exists and this stack does not own it. Empty: the stack creates the table.",
+        }),
+    );
+    p.insert(
         "ReconcileSchedule".into(),
         json!({
             "Type": "String",

@@ -5,7 +5,7 @@ use kiln_shared::Preset;
 use serde_json::{Map, Value, json};
 
 use super::RECORD_TYPE_INDEX;
-use super::cfn::{get_att, reference, sub};
+use super::cfn::{get_att, reference, state_table_name, sub};
 use super::functions::PRESET_INIT;
 use super::ids::LogicalIds;
 
@@ -15,8 +15,11 @@ pub(super) fn state_table(resources: &mut Map<String, Value>) {
         "StateTable".into(),
         json!({
             "Type": "AWS::DynamoDB::Table",
-            // Build history and state outlive a stack replacement.
-            "DeletionPolicy": "Retain",
+            // Absent when a table kept by an earlier stack is adopted instead.
+            "Condition": "CreateStateTable",
+            // Build history outlives the stack, but a failed first create takes its
+            // empty table with it, so the retry does not meet "already exists".
+            "DeletionPolicy": "RetainExceptOnCreate",
             "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "TableName": sub("${Prefix}-state"),
@@ -69,7 +72,8 @@ pub(super) fn preset_init(presets: &[Preset], ids: &LogicalIds) -> Value {
         .collect();
     json!({
         "Type": "Custom::KilnPresets",
-        "DependsOn": ["StateTable"],
+        // Ordered after the table through the function's KILN_TABLE (a DependsOn on a
+        // conditional resource would not validate when the table is adopted).
         "Properties": {
             "ServiceToken": get_att(&PRESET_INIT.resource(), "Arn"),
             "Prefix": reference("Prefix"),
@@ -87,7 +91,7 @@ pub(super) fn outputs() -> Value {
         },
         "TableName": {
             "Description": "The state table (kiln list --table).",
-            "Value": reference("StateTable"),
+            "Value": state_table_name(),
         },
         "Prefix": {
             "Description": "Name prefix (kiln --prefix).",
