@@ -88,7 +88,12 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
         &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
         scope.table.clone(),
     );
-    match f.id {
+    // Exactly the one secret, never `secret:*`.
+    let edge_secret = statement(
+        &["secretsmanager:GetSecretValue"],
+        vec![reference("EdgeSecretArn")],
+    );
+    let mut statements = match f.id {
         "AmiUpdate" => vec![logs, observe_table, ssm_rw, get_image],
         "Reconcile" | "StatusOrigin" => vec![
             logs,
@@ -117,7 +122,11 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
                 scope.pipelines.clone(),
             ),
         ],
+    };
+    if f.signs() {
+        statements.push(edge_secret);
     }
+    statements
 }
 
 /// The execution role of one function, with its statements inline.
