@@ -25,7 +25,13 @@ pub trait EdgePusher: Send + Sync {
     fn enabled(&self) -> bool {
         true
     }
-    fn push<'a>(&'a self, report: &'a StatusReport) -> BoxFut<'a, Result<(), PushError>>;
+    /// Signs with `secret` (the edge secret's current version, which the caller keeps
+    /// fresh) and sends.
+    fn push<'a>(
+        &'a self,
+        report: &'a StatusReport,
+        secret: &'a [u8],
+    ) -> BoxFut<'a, Result<(), PushError>>;
 }
 
 /// No edge configured: pushing is a no-op.
@@ -35,7 +41,11 @@ impl EdgePusher for NoEdge {
     fn enabled(&self) -> bool {
         false
     }
-    fn push<'a>(&'a self, _report: &'a StatusReport) -> BoxFut<'a, Result<(), PushError>> {
+    fn push<'a>(
+        &'a self,
+        _report: &'a StatusReport,
+        _secret: &'a [u8],
+    ) -> BoxFut<'a, Result<(), PushError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -43,16 +53,14 @@ impl EdgePusher for NoEdge {
 /// Signs and POSTs the report with a short timeout.
 pub struct HttpEdge {
     url: String,
-    secret: Vec<u8>,
     http: reqwest::Client,
 }
 
 impl HttpEdge {
     /// `base` is the Worker's origin (`https://status.example.com`).
-    pub fn new(base: &str, secret: impl Into<Vec<u8>>, timeout: Duration) -> Self {
+    pub fn new(base: &str, timeout: Duration) -> Self {
         HttpEdge {
             url: format!("{}{INGEST_PATH}", base.trim_end_matches('/')),
-            secret: secret.into(),
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .connect_timeout(timeout)
@@ -63,11 +71,15 @@ impl HttpEdge {
 }
 
 impl EdgePusher for HttpEdge {
-    fn push<'a>(&'a self, report: &'a StatusReport) -> BoxFut<'a, Result<(), PushError>> {
+    fn push<'a>(
+        &'a self,
+        report: &'a StatusReport,
+        secret: &'a [u8],
+    ) -> BoxFut<'a, Result<(), PushError>> {
         Box::pin(async move {
             let body = serde_json::to_vec(report).expect("report serialises");
             let ts = chrono::Utc::now().timestamp();
-            let sig = signing::sign(&self.secret, ts, "POST", INGEST_PATH, &body)?;
+            let sig = signing::sign(secret, ts, "POST", INGEST_PATH, &body)?;
             let resp = self
                 .http
                 .post(&self.url)

@@ -12,7 +12,7 @@ use crate::cfn::{SdkStacks, Stacks};
 use crate::ec2::{Ec2Images, SdkEc2};
 use crate::edge::{EdgePusher, NoEdge};
 use crate::images::{ImageBuilderApi, SdkImageBuilder};
-use crate::secrets::{SdkSecrets, Secrets};
+use crate::secrets::{SdkSecrets, SecretVersions, Secrets};
 use crate::ssm::{RunnerConfigs, SsmConfigs};
 use crate::store::{DynamoStore, StateStore};
 
@@ -24,6 +24,7 @@ pub struct Endpoints {
     pub ssm: Option<String>,
     pub imagebuilder: Option<String>,
     pub ec2: Option<String>,
+    pub secretsmanager: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub struct Clients {
     pub images: Arc<dyn ImageBuilderApi>,
     pub ec2: Arc<dyn Ec2Images>,
     pub edge: Arc<dyn EdgePusher>,
+    /// The edge secret's versions (read by ARN at init, refreshed by the Lambdas).
+    pub secrets: Arc<dyn SecretVersions>,
 }
 
 impl Clients {
@@ -60,6 +63,9 @@ impl Clients {
             ))),
             ec2: Arc::new(SdkEc2::new(with(&endpoints.ec2))),
             edge: Arc::new(NoEdge),
+            secrets: Arc::new(SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&with(
+                &endpoints.secretsmanager,
+            )))),
         }
     }
 

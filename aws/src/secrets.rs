@@ -1,6 +1,7 @@
 //! The edge's shared HMAC secret in Secrets Manager: created once with a value from a
-//! CSPRNG, then only ever read. The value never reaches a log: [`SecretValue`] prints
-//! as `***`.
+//! CSPRNG by `kiln deploy`, replaced only by `kiln secret rotate` ([`Secrets`]); the
+//! Lambdas read its two live versions, AWSCURRENT and AWSPREVIOUS, by ARN
+//! ([`SecretVersions`]). The value never reaches a log: [`SecretValue`] prints as `***`.
 
 use std::fmt;
 
@@ -55,6 +56,30 @@ pub struct StoredSecret {
     pub created: bool,
 }
 
+/// The versions of the edge secret a Lambda signs and verifies with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeKeys {
+    /// AWSCURRENT: signs, and verifies.
+    pub current: SecretValue,
+    /// AWSPREVIOUS (absent before the first rotation): verifies only.
+    pub previous: Option<SecretValue>,
+}
+
+impl EdgeKeys {
+    /// The secrets a signature may verify against, the current one first.
+    pub fn accepted(&self) -> Vec<&[u8]> {
+        std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .map(|v| v.expose().as_bytes())
+            .collect()
+    }
+}
+
+/// What the Lambdas read: both live versions of one secret, by ARN.
+pub trait SecretVersions: Send + Sync {
+    fn read_versions<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<EdgeKeys, AwsError>>;
+}
+
 pub trait Secrets: Send + Sync {
     /// The secret called `name`, created with a generated value when absent.
     fn get_or_create<'a>(
@@ -62,6 +87,14 @@ pub trait Secrets: Send + Sync {
         name: &'a str,
         description: &'a str,
     ) -> BoxFut<'a, Result<StoredSecret, AwsError>>;
+    /// The secret's AWSCURRENT, `None` when there is no such secret.
+    fn get<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<StoredSecret>, AwsError>>;
+    /// Stores `value` as the new AWSCURRENT; the former current becomes AWSPREVIOUS.
+    fn put_value<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a SecretValue,
+    ) -> BoxFut<'a, Result<(), AwsError>>;
     /// Deletes the secret without a recovery window; `false` when there was none.
     fn delete<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<bool, AwsError>>;
 }
@@ -73,8 +106,24 @@ impl SdkSecrets {
         SdkSecrets(client)
     }
 
+    /// A client from an SDK configuration (local emulators: its endpoint).
+    pub fn from_conf(sdk: &aws_config::SdkConfig) -> Self {
+        SdkSecrets(Client::new(sdk))
+    }
+
     async fn read(&self, name: &str) -> Result<Option<StoredSecret>, AwsError> {
-        match self.0.get_secret_value().secret_id(name).send().await {
+        self.read_stage(name, "AWSCURRENT").await
+    }
+
+    async fn read_stage(&self, name: &str, stage: &str) -> Result<Option<StoredSecret>, AwsError> {
+        match self
+            .0
+            .get_secret_value()
+            .secret_id(name)
+            .version_stage(stage)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let value = out.secret_string().ok_or_else(|| {
                     AwsError::invalid("secretsmanager:GetSecretValue", "no string value")
@@ -93,6 +142,22 @@ impl SdkSecrets {
             }
             Err(e) => Err(from_sdk("secretsmanager:GetSecretValue", e)),
         }
+    }
+}
+
+impl SecretVersions for SdkSecrets {
+    fn read_versions<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<EdgeKeys, AwsError>> {
+        Box::pin(async move {
+            let current = self.read_stage(arn, "AWSCURRENT").await?.ok_or_else(|| {
+                AwsError::invalid("secretsmanager:GetSecretValue", "no such secret")
+            })?;
+            // Absent until the first rotation: a missing stage is not an error.
+            let previous = self.read_stage(arn, "AWSPREVIOUS").await?;
+            Ok(EdgeKeys {
+                current: current.value,
+                previous: previous.map(|p| p.value),
+            })
+        })
     }
 }
 
@@ -132,6 +197,29 @@ impl Secrets for SdkSecrets {
                 }
                 Err(e) => Err(from_sdk("secretsmanager:CreateSecret", e)),
             }
+        })
+    }
+
+    fn get<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<StoredSecret>, AwsError>> {
+        Box::pin(self.read(name))
+    }
+
+    fn put_value<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a SecretValue,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            // Without explicit stages Secrets Manager moves AWSCURRENT to the new version
+            // and AWSPREVIOUS to the one that was current.
+            self.0
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value.expose())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| from_sdk("secretsmanager:PutSecretValue", e))
         })
     }
 

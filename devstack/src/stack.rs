@@ -40,8 +40,12 @@ pub struct DevOptions {
     pub drop_events: bool,
     /// Port of the Worker (`None`: a free one).
     pub edge_port: Option<u16>,
-    /// HMAC secret shared by the Worker and the Lambdas (a fresh one per run by default).
+    /// HMAC secret shared by the Worker and the Lambdas (a fresh one per run by default):
+    /// put into moto's Secrets Manager as `kiln/<prefix>/edge-secret`, whose ARN is all
+    /// the Lambdas get (as deployed), and into the Worker's `.dev.vars`.
     pub secret: String,
+    /// How long a Lambda container keeps the secret before reading it again.
+    pub edge_secret_ttl: Duration,
     /// Directory holding the Lambda binaries (`ami-update`, …).
     pub lambda_dir: PathBuf,
     pub dynamodb: DynamoBackend,
@@ -66,6 +70,7 @@ impl DevOptions {
             drop_events: false,
             edge_port: None,
             secret: format!("kiln-dev-{}", uuid_like()),
+            edge_secret_ttl: Duration::from_secs(300),
             lambda_dir,
             dynamodb: DynamoBackend::DynamoDbLocal,
             reconcile_every: Duration::from_secs(20),
@@ -74,6 +79,27 @@ impl DevOptions {
             lambda_output: Output::LogFile,
         }
     }
+}
+
+/// The secret `name` in moto with `options.secret` as its AWSCURRENT; its ARN.
+async fn put_edge_secret(
+    aws: &LocalAws,
+    options: &DevOptions,
+    name: &str,
+) -> Result<String, kiln_aws::AwsError> {
+    use kiln_aws::secrets::{SdkSecrets, SecretValue, Secrets};
+    let sm = SdkSecrets::from_conf(&aws.moto_config(&options.region));
+    let stored = sm
+        .get_or_create(
+            name,
+            "kiln dev: HMAC secret shared by the Lambdas and the Worker",
+        )
+        .await?;
+    let value = SecretValue::new(options.secret.clone());
+    if stored.value != value {
+        sm.put_value(name, &value).await?;
+    }
+    Ok(stored.arn)
 }
 
 /// A fresh random secret per run (122 random bits from the OS RNG).
@@ -95,6 +121,8 @@ pub enum DevError {
     UnknownPreset(String, String),
     #[error("creating the state table: {0}")]
     Table(String),
+    #[error("creating the edge secret in moto's Secrets Manager: {0}")]
+    Secret(String),
     #[error("applying presets (preset-init): {0}")]
     Apply(String),
     #[error("{0}")]
@@ -107,6 +135,12 @@ pub struct DevStack {
     // Field order is drop order: the Worker and the Lambdas go before the emulators.
     reconcile_task: JoinHandle<()>,
     pub edge: WranglerDev,
+    /// What the Worker was started with (restart it with other secrets to rehearse a
+    /// rotation's Cloudflare steps).
+    pub edge_vars: EdgeVars,
+    /// The edge secret in moto's Secrets Manager (`kiln/<prefix>/edge-secret`).
+    pub edge_secret_name: String,
+    pub edge_secret_arn: String,
     origin_url: Option<FunctionUrl>,
     origin_port: u16,
     pub ami_update: Arc<LocalLambda>,
@@ -182,6 +216,12 @@ impl DevStack {
             imagebuilder.set_event_faults(EventFaults::drop_all());
         }
 
+        progress("creating the edge secret in moto's Secrets Manager");
+        let edge_secret_name = format!("kiln/{}/edge-secret", options.prefix);
+        let edge_secret_arn = put_edge_secret(&aws, &options, &edge_secret_name)
+            .await
+            .map_err(|e| DevError::Secret(e.to_string()))?;
+
         let mut env = aws.env();
         env.push((
             "AWS_ENDPOINT_URL_IMAGEBUILDER".into(),
@@ -191,7 +231,12 @@ impl DevStack {
             [
                 ("KILN_TABLE", table.clone()),
                 ("KILN_PREFIX", options.prefix.clone()),
-                ("KILN_ORIGIN_SECRET", options.secret.clone()),
+                // Only the ARN, as deployed: the Lambdas read the value from moto.
+                ("KILN_EDGE_SECRET_ARN", edge_secret_arn.clone()),
+                (
+                    "KILN_EDGE_SECRET_TTL_SECS",
+                    options.edge_secret_ttl.as_secs().to_string(),
+                ),
                 (
                     "KILN_STALE_AFTER_SECS",
                     options.stale_after.as_secs().to_string(),
@@ -233,7 +278,7 @@ impl DevStack {
 
         let mut config = Config::new(table, options.region.clone());
         config.prefix = options.prefix.clone();
-        config.origin_secret = Some(options.secret.clone());
+        config.edge_secret_arn = Some(edge_secret_arn.clone());
         let deps = Deps::from_sdk(
             config,
             &aws.moto_config(&options.region),
@@ -242,6 +287,7 @@ impl DevStack {
                 ssm: Some(aws.moto.endpoint()),
                 imagebuilder: Some(imagebuilder.endpoint()),
                 ec2: Some(aws.moto.endpoint()),
+                secretsmanager: Some(aws.moto.endpoint()),
             },
         );
 
@@ -259,6 +305,9 @@ impl DevStack {
             options,
             reconcile_task,
             edge,
+            edge_vars: vars,
+            edge_secret_name,
+            edge_secret_arn,
             origin_url: Some(origin_url),
             origin_port,
             ami_update,
@@ -268,6 +317,14 @@ impl DevStack {
             aws,
             deps,
         })
+    }
+
+    /// Stops the Worker and starts it again on the same port with `vars`, keeping its
+    /// local KV (a new Cloudflare deployment, e.g. of rotated secrets).
+    pub async fn restart_edge(&mut self, vars: EdgeVars) -> Result<(), DevError> {
+        self.edge.restart_edge(&vars).await?;
+        self.edge_vars = vars;
+        Ok(())
     }
 
     /// The readiness page.

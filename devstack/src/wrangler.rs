@@ -14,6 +14,8 @@ use crate::process::{ManagedProcess, ProcessError, choose_port, free_port};
 pub struct EdgeVars {
     pub origin_url: String,
     pub origin_secret: String,
+    /// `ORIGIN_SECRET_SECONDARY`: accepted beside `origin_secret`, never signs with.
+    pub origin_secret_secondary: Option<String>,
     pub cache_ttl_secs: u32,
     pub stale_while_revalidate_secs: u32,
     pub origin_timeout_ms: u32,
@@ -25,6 +27,7 @@ impl EdgeVars {
         EdgeVars {
             origin_url: origin_url.to_owned(),
             origin_secret: origin_secret.to_owned(),
+            origin_secret_secondary: None,
             cache_ttl_secs: 15,
             stale_while_revalidate_secs: 60,
             origin_timeout_ms: 2_500,
@@ -46,6 +49,11 @@ impl EdgeVars {
             ("PAGE_REFRESH_SECS", self.page_refresh_secs.to_string()),
         ]
         .into_iter()
+        .chain(
+            self.origin_secret_secondary
+                .clone()
+                .map(|s| ("ORIGIN_SECRET_SECONDARY", s)),
+        )
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
     }
@@ -108,7 +116,67 @@ pub fn build_edge() -> Result<PathBuf, ProcessError> {
 pub struct WranglerDev {
     process: ManagedProcess,
     url: String,
-    _state: tempfile::TempDir,
+    port: u16,
+    config: PathBuf,
+    ready_path: String,
+    state: tempfile::TempDir,
+}
+
+/// `wrangler dev` on `port` with `vars` in an env file under `state` (never argv),
+/// persisting under `state`; returns once `ready_path` answers.
+async fn spawn(
+    config: &Path,
+    vars: &[(String, String)],
+    ready_path: &str,
+    port: u16,
+    state: &Path,
+) -> Result<ManagedProcess, ProcessError> {
+    let wrangler = find_wrangler()?;
+    let env_file = state.join("vars.env");
+    let text: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&env_file, text).map_err(|source| ProcessError::Log {
+        path: env_file.clone(),
+        source,
+    })?;
+    let mut cmd = Command::new(wrangler);
+    cmd.arg("dev")
+        .arg("--config")
+        .arg(config)
+        .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--inspector-port", &free_port()?.to_string()])
+        .arg("--persist-to")
+        .arg(state.join("persist"))
+        .arg("--env-file")
+        .arg(&env_file)
+        // wrangler's levels run none < error < warn < info < log < debug, and the
+        // Worker's `console.log` lines are printed at "log": at "info" they never
+        // reached this log (why the tests once kept a launcher of their own).
+        .args(["--show-interactive-dev-session=false", "--log-level", "log"])
+        .current_dir(config.parent().unwrap_or(Path::new(".")))
+        .env("PATH", node_tool_path())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "1")
+        .env("NO_COLOR", "1");
+    let mut process = ManagedProcess::spawn("wrangler", cmd)?;
+    let probe_url = format!("http://127.0.0.1:{port}{ready_path}");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client");
+    process
+        .wait_ready(Duration::from_secs(120), || {
+            let (client, probe_url) = (client.clone(), probe_url.clone());
+            // Any answer from the Worker (its own 503s included) means it is loaded.
+            async move {
+                client
+                    .get(&probe_url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.headers().contains_key("content-type"))
+            }
+        })
+        .await?;
+    Ok(process)
 }
 
 impl WranglerDev {
@@ -131,67 +199,50 @@ impl WranglerDev {
         ready_path: &str,
         port: Option<u16>,
     ) -> Result<Self, ProcessError> {
-        let wrangler = find_wrangler()?;
         let state = tempfile::tempdir().map_err(|source| ProcessError::Log {
             path: std::env::temp_dir(),
             source,
         })?;
-        let env_file = state.path().join("vars.env");
-        let text: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        std::fs::write(&env_file, text).map_err(|source| ProcessError::Log {
-            path: env_file.clone(),
-            source,
-        })?;
         let port = choose_port(port)?;
-        let mut cmd = Command::new(wrangler);
-        cmd.arg("dev")
-            .arg("--config")
-            .arg(config)
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port()?.to_string()])
-            .arg("--persist-to")
-            .arg(state.path().join("persist"))
-            .arg("--env-file")
-            .arg(&env_file)
-            // wrangler's levels run none < error < warn < info < log < debug, and the
-            // Worker's `console.log` lines are printed at "log": at "info" they never
-            // reached this log (why the tests once kept a launcher of their own).
-            .args(["--show-interactive-dev-session=false", "--log-level", "log"])
-            .current_dir(config.parent().unwrap_or(Path::new(".")))
-            .env("PATH", node_tool_path())
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CI", "1")
-            .env("NO_COLOR", "1");
-        let mut process = ManagedProcess::spawn("wrangler", cmd)?;
-        let url = format!("http://127.0.0.1:{port}");
-        let probe_url = format!("{url}{ready_path}");
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("reqwest client");
-        process
-            .wait_ready(Duration::from_secs(120), || {
-                let (client, probe_url) = (client.clone(), probe_url.clone());
-                // Any answer from the Worker (its own 503s included) means it is loaded.
-                async move {
-                    client
-                        .get(&probe_url)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.headers().contains_key("content-type"))
-                }
-            })
-            .await?;
+        let process = spawn(config, vars, ready_path, port, state.path()).await?;
         Ok(WranglerDev {
             process,
-            url,
-            _state: state,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            config: config.to_path_buf(),
+            ready_path: ready_path.to_owned(),
+            state,
         })
+    }
+
+    /// Stops the Worker and starts it again with `vars` on the same port and with the
+    /// same local KV and cache, as a new Cloudflare deployment (e.g. of rotated secrets)
+    /// replaces the old one.
+    pub async fn restart(&mut self, vars: &[(String, String)]) -> Result<(), ProcessError> {
+        self.process.kill();
+        self.process = spawn(
+            &self.config,
+            vars,
+            &self.ready_path,
+            self.port,
+            self.state.path(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// [`WranglerDev::restart`] with the kiln Worker's vars.
+    pub async fn restart_edge(&mut self, vars: &EdgeVars) -> Result<(), ProcessError> {
+        self.restart(&vars.pairs()).await
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn pid(&self) -> u32 {

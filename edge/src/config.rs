@@ -9,6 +9,9 @@ use kiln_shared::signing::DEFAULT_WINDOW_SECS;
 
 pub const ORIGIN_URL: &str = "ORIGIN_URL";
 pub const ORIGIN_SECRET: &str = "ORIGIN_SECRET";
+/// Optional: a second secret accepted on origin answers and `/ingest` pushes, never used
+/// to sign (a rotation in progress: `kiln secret rotate`).
+pub const ORIGIN_SECRET_SECONDARY: &str = "ORIGIN_SECRET_SECONDARY";
 pub const CACHE_TTL_SECS: &str = "CACHE_TTL_SECS";
 pub const STALE_WHILE_REVALIDATE_SECS: &str = "STALE_WHILE_REVALIDATE_SECS";
 pub const ORIGIN_TIMEOUT_MS: &str = "ORIGIN_TIMEOUT_MS";
@@ -37,6 +40,8 @@ pub struct Config {
     /// Base URL of the status origin, without a trailing slash.
     pub origin_url: Option<String>,
     pub origin_secret: Option<Vec<u8>>,
+    /// Verifies besides `origin_secret`; never signs.
+    pub origin_secret_secondary: Option<Vec<u8>>,
     /// How long a snapshot is served without asking the origin again.
     pub cache_ttl_secs: u32,
     /// After the TTL, how long the old snapshot is still served while it is refreshed in
@@ -58,6 +63,7 @@ impl Default for Config {
         Config {
             origin_url: None,
             origin_secret: None,
+            origin_secret_secondary: None,
             cache_ttl_secs: 15,
             stale_while_revalidate_secs: 60,
             origin_timeout_ms: 2_500,
@@ -77,6 +83,10 @@ impl std::fmt::Debug for Config {
             .field(
                 "origin_secret",
                 &self.origin_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "origin_secret_secondary",
+                &self.origin_secret_secondary.as_ref().map(|_| "<redacted>"),
             )
             .field("cache_ttl_secs", &self.cache_ttl_secs)
             .field(
@@ -110,6 +120,18 @@ fn loopback_http(url: &str) -> bool {
 }
 
 impl Config {
+    /// The secrets a signature from the origin or a push may verify against: the
+    /// primary, then the secondary. Empty without a primary (nothing is trusted).
+    pub fn accepted(&self) -> Vec<&[u8]> {
+        match &self.origin_secret {
+            Some(p) => std::iter::once(p)
+                .chain(&self.origin_secret_secondary)
+                .map(Vec::as_slice)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Reads every setting through `lookup` (vars and secrets by name).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
         Self::from_env(lookup, &[])
@@ -141,20 +163,31 @@ impl Config {
             }),
         }
         // Secrets are not trimmed: they are used byte for byte by both sides.
-        match lookup(ORIGIN_SECRET).filter(|s| !s.is_empty()) {
-            None => c.problems.push(ConfigError::Missing(ORIGIN_SECRET)),
-            Some(_) if plain_vars.contains(&ORIGIN_SECRET) => {
+        let mut secret = |name: &'static str| match lookup(name).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(_) if plain_vars.contains(&name) => {
                 c.problems.push(ConfigError::Invalid {
-                    name: ORIGIN_SECRET,
+                    name,
                     expected: "set with `wrangler secret put`, not under [vars]",
-                })
+                });
+                None
             }
-            Some(s) if s.len() < MIN_SECRET_BYTES => c.problems.push(ConfigError::Invalid {
-                name: ORIGIN_SECRET,
-                expected: "at least 32 bytes (e.g. `openssl rand -hex 32`)",
-            }),
-            Some(s) => c.origin_secret = Some(s.into_bytes()),
+            Some(s) if s.len() < MIN_SECRET_BYTES => {
+                c.problems.push(ConfigError::Invalid {
+                    name,
+                    expected: "at least 32 bytes (e.g. `openssl rand -hex 32`)",
+                });
+                None
+            }
+            Some(s) => Some(s.into_bytes()),
+        };
+        let primary = secret(ORIGIN_SECRET);
+        let secondary = secret(ORIGIN_SECRET_SECONDARY);
+        if lookup(ORIGIN_SECRET).is_none_or(|s| s.is_empty()) {
+            c.problems.push(ConfigError::Missing(ORIGIN_SECRET));
         }
+        c.origin_secret = primary;
+        c.origin_secret_secondary = secondary;
 
         let mut number = |name: &'static str, min: u32, max: u32, slot: &mut u32| {
             if let Some(v) = get(name) {
@@ -328,8 +361,37 @@ mod tests {
     }
 
     #[test]
+    fn a_secondary_secret_is_accepted_under_the_same_rules() {
+        const NEXT: &str = "the-next-secret-of-at-least-32-bytes!!";
+        let c = from(&[(ORIGIN_SECRET, SECRET), (ORIGIN_SECRET_SECONDARY, NEXT)]);
+        assert_eq!(c.accepted(), vec![SECRET.as_bytes(), NEXT.as_bytes()]);
+        let short = from(&[(ORIGIN_SECRET, SECRET), (ORIGIN_SECRET_SECONDARY, "k")]);
+        assert_eq!(short.accepted(), vec![SECRET.as_bytes()]);
+        assert!(
+            short.problems.iter().any(|p| p
+                .to_string()
+                .starts_with("ORIGIN_SECRET_SECONDARY must be at least 32 bytes")),
+            "{:?}",
+            short.problems
+        );
+        let lookup = |k: &str| Some(if k == ORIGIN_SECRET { SECRET } else { NEXT }.to_owned());
+        let plain = Config::from_env(lookup, &[ORIGIN_SECRET_SECONDARY]);
+        assert_eq!(plain.accepted(), vec![SECRET.as_bytes()]);
+        assert!(plain.problems.iter().any(|p| p.to_string()
+            == "ORIGIN_SECRET_SECONDARY must be set with `wrangler secret put`, not under [vars]"));
+        // Without a primary nothing is trusted, not even the secondary.
+        let alone = from(&[(ORIGIN_SECRET_SECONDARY, NEXT)]);
+        assert!(alone.accepted().is_empty());
+        assert!(
+            alone
+                .problems
+                .contains(&ConfigError::Missing(ORIGIN_SECRET))
+        );
+    }
+
+    #[test]
     fn debug_never_shows_the_secret() {
-        let c = from(&[(ORIGIN_SECRET, SECRET)]);
+        let c = from(&[(ORIGIN_SECRET, SECRET), (ORIGIN_SECRET_SECONDARY, SECRET)]);
         let shown = format!("{c:?}");
         assert!(!shown.contains(SECRET), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");

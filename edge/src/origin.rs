@@ -79,12 +79,13 @@ pub fn verify(
     if resp.status != 200 {
         return Err(OriginError::Status(resp.status));
     }
-    let secret = cfg
-        .origin_secret
-        .as_deref()
-        .ok_or(OriginError::NotConfigured(ORIGIN_SECRET))?;
-    let signed_at = signing::verify(
-        secret,
+    // The primary or, during a rotation, the secondary secret.
+    let accepted = cfg.accepted();
+    if accepted.is_empty() {
+        return Err(OriginError::NotConfigured(ORIGIN_SECRET));
+    }
+    let signed_at = signing::verify_any(
+        &accepted,
         &SignedRequest {
             timestamp: resp.timestamp.as_deref(),
             signature: resp.signature.as_deref(),
@@ -257,5 +258,26 @@ mod tests {
             verify(&c, &pull(), &signed(&leaky, NOW, b"k"), NOW),
             Err(OriginError::Body(_))
         ));
+    }
+
+    #[test]
+    fn the_secondary_secret_verifies_but_never_signs() {
+        let c = Config {
+            origin_secret_secondary: Some(b"next".to_vec()),
+            ..cfg()
+        };
+        let r = request(&c, NOW, "0000000000000001").unwrap();
+        assert_eq!(
+            r.headers,
+            pull().headers,
+            "pulls are signed with the primary"
+        );
+        for key in [b"k".as_slice(), b"next"] {
+            assert!(verify(&c, &r, &signed(&body(), NOW, key), NOW).is_ok());
+        }
+        assert_eq!(
+            verify(&c, &r, &signed(&body(), NOW, b"other"), NOW),
+            Err(OriginError::Signature(SignatureError::Mismatch))
+        );
     }
 }

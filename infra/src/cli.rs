@@ -138,6 +138,11 @@ pub enum Command {
     /// Delete the stack and the Worker (with --delete-data also the state table, the AMIs
     /// and their snapshots, the artifacts bucket and the edge secret).
     Destroy(DestroyArgs),
+    /// The edge secret shared by the Worker and the Lambdas.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Run the whole system locally: emulators, the local Image Builder, the Lambdas and
     /// the Worker under `wrangler dev`; apply the presets and start the first builds.
     #[cfg(feature = "dev")]
@@ -228,6 +233,29 @@ pub struct DeployArgs {
     /// Where the generated wrangler.toml goes (default: target/kiln-deploy/<stack>).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Replace the edge secret on both sides (Secrets Manager and the Worker) in an
+    /// order that refuses no genuine request: /status never goes stale for it.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RotateArgs {
+    /// CloudFormation stack name (the secret is `kiln/<stack>/edge-secret`, the Worker
+    /// `<stack>-edge`).
+    #[arg(long, env = "KILN_STACK", default_value = "kiln")]
+    pub stack: String,
+    /// How long to wait between the Secrets Manager step and switching the Worker's
+    /// signing secret: the Lambdas' cache TTL (300 s) plus their refresh interval.
+    #[arg(long, default_value = "330s", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// The AWS endpoints are local emulators and no Cloudflare account is reachable:
+    /// rotate in Secrets Manager, report the Worker's steps instead of running them.
+    #[arg(long)]
+    pub rehearsal: bool,
 }
 
 #[derive(Debug, Clone, Args)]

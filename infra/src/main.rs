@@ -239,6 +239,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Deploy(args) => deploy(&aws, args).await,
         Command::Destroy(args) => destroy(&aws, args).await,
+        Command::Secret {
+            command: kiln_infra::cli::SecretCommand::Rotate(args),
+        } => rotate_secret(&aws, args).await,
         #[cfg(feature = "dev")]
         Command::Dev(args) => Ok(ExitCode::from(kiln_infra::dev::run(args).await?)),
         Command::Completions { shell } => {
@@ -445,6 +448,53 @@ async fn destroy(aws: &AwsArgs, args: kiln_infra::cli::DestroyArgs) -> Result<Ex
     deploy::destroy::destroy(&clients, data.as_ref(), &opts, &mut |line| {
         println!("{line}")
     })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rotate_secret(aws: &AwsArgs, args: kiln_infra::cli::RotateArgs) -> Result<ExitCode> {
+    use kiln_infra::deploy::rotate::{self, RotateOptions, WorkerSecrets, WranglerSecrets};
+    use kiln_infra::deploy::{self, DeployError};
+
+    /// `--rehearsal`: names what wrangler would set, runs nothing.
+    struct NotRehearsed(String);
+    impl WorkerSecrets for NotRehearsed {
+        fn put(
+            &mut self,
+            secrets: &[(&str, &kiln_aws::secrets::SecretValue)],
+        ) -> Result<(), DeployError> {
+            let names: Vec<&str> = secrets.iter().map(|(n, _)| *n).collect();
+            println!(
+                "not rehearsed: wrangler secret bulk --name {} ({}; a Cloudflare account)",
+                self.0,
+                names.join(", ")
+            );
+            Ok(())
+        }
+    }
+
+    let (clients, _) = aws::deploy_clients(aws).await?;
+    let worker = deploy::worker_name(&args.stack);
+    let mut sink: Box<dyn WorkerSecrets> = if args.rehearsal {
+        Box::new(NotRehearsed(worker))
+    } else {
+        let root = deploy::find_root();
+        Box::new(WranglerSecrets {
+            wrangler: deploy::worker::find_wrangler(&root)?,
+            dir: root.join("edge"),
+            worker,
+        })
+    };
+    let opts = RotateOptions {
+        stack: args.stack,
+        settle: args.settle,
+    };
+    rotate::rotate(
+        clients.secrets.as_ref(),
+        sink.as_mut(),
+        &opts,
+        &mut |line| println!("{line}"),
+    )
     .await?;
     Ok(ExitCode::SUCCESS)
 }

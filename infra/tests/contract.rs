@@ -19,6 +19,9 @@ fn example_template() -> (Vec<kiln_shared::Preset>, Value) {
     (presets, t)
 }
 
+const EDGE_SECRET_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:kiln/kiln/edge-secret-AbCdEf";
+
 /// Values a deployment would give the template's parameters and resources.
 fn resolve(value: &Value, t: &Value) -> String {
     match value {
@@ -33,7 +36,7 @@ fn resolve(value: &Value, t: &Value) -> String {
         Value::Object(o) if o.contains_key("Ref") => match o["Ref"].as_str().unwrap() {
             "StateTable" => "spot-runner-state".into(),
             "EdgeUrl" => "https://status.example.com".into(),
-            "EdgeSharedSecret" => "0123456789abcdef0123456789abcdef".into(),
+            "EdgeSecretArn" => EDGE_SECRET_ARN.into(),
             "ReconcileThresholdMinutes" => "45".into(),
             other => t["Parameters"][other]["Default"]
                 .as_str()
@@ -142,9 +145,17 @@ fn every_lambda_environment_variable_is_read_by_the_lambdas() {
             Some("https://status.example.com"),
             "{id}"
         );
-        assert!(
-            config.origin_secret.is_some() && config.ingest_secret.is_some(),
+        // Only the functions that sign or verify get the secret, and only its ARN.
+        let signs = id != "PresetInitFunction";
+        assert_eq!(
+            config.edge_secret_arn.as_deref(),
+            signs.then_some(EDGE_SECRET_ARN),
             "{id}"
+        );
+        assert!(
+            vars.keys()
+                .all(|k| !k.contains("SECRET") || k.ends_with("_ARN")),
+            "{id}: a secret value in the environment: {vars:?}"
         );
         if id == "ReconcileFunction" || id == "StatusOriginFunction" {
             assert_eq!(config.stale_after, Duration::from_secs(45 * 60), "{id}");

@@ -241,6 +241,28 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
     let value = secret.secret_string().unwrap().to_owned();
     assert_eq!(value.len(), 64);
     assert!(!all.contains(&value), "the secret was printed");
+    // The stack gets the secret's ARN, never its value.
+    let described = cfn
+        .describe_stacks()
+        .stack_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    let params = described.stacks()[0].parameters();
+    let param = |key: &str| {
+        params
+            .iter()
+            .find(|p| p.parameter_key() == Some(key))
+            .and_then(|p| p.parameter_value())
+            .map(str::to_owned)
+    };
+    assert_eq!(param("EdgeSecretArn").as_deref(), secret.arn());
+    assert!(
+        params
+            .iter()
+            .all(|p| p.parameter_value() != Some(value.as_str())),
+        "the secret's value is a stack parameter"
+    );
     let config = std::fs::read_to_string(r.out.path().join("wrangler.toml")).unwrap();
     assert!(config.contains("name = \"ci-edge\""), "{config}");
     assert!(

@@ -36,10 +36,15 @@ pub struct Config {
     pub status_memo: Duration,
     /// `KILN_EDGE_URL`: the Worker's base URL for `/ingest` pushes (unset: no pushes).
     pub edge_url: Option<String>,
-    /// `KILN_INGEST_SECRET` (default: `KILN_ORIGIN_SECRET`): signs pushes to the edge.
-    pub ingest_secret: Option<String>,
-    /// `KILN_ORIGIN_SECRET`: verifies the edge's `/status` requests, signs responses.
-    pub origin_secret: Option<String>,
+    /// `KILN_EDGE_SECRET_ARN`: the Secrets Manager secret shared with the edge (read at
+    /// init, cached, refreshed): AWSCURRENT signs pushes and responses, AWSCURRENT and
+    /// AWSPREVIOUS verify the edge's requests. Only the ARN is in the environment.
+    pub edge_secret_arn: Option<String>,
+    /// `KILN_EDGE_SECRET_TTL_SECS` (default 300): the cached secret is read again after
+    /// this, so a rotation reaches warm containers; a signature that verifies against
+    /// neither cached version also triggers a read, at most once per
+    /// [`crate::secret::MIN_REFRESH`].
+    pub edge_secret_ttl: Duration,
     /// `KILN_EDGE_TIMEOUT_MS` (default 2000).
     pub edge_timeout: Duration,
     /// `KILN_MAX_EVENT_SKEW_SECS` (default 300): an event dated further ahead of this
@@ -49,7 +54,7 @@ pub struct Config {
 }
 
 impl std::fmt::Debug for Config {
-    // Secrets never reach a log line.
+    // Lists what a log line may show (no secret is held here: only its ARN).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("table", &self.table)
@@ -60,14 +65,8 @@ impl std::fmt::Debug for Config {
             .field("status_budget", &self.status_budget)
             .field("max_event_skew", &self.max_event_skew)
             .field("edge_url", &self.edge_url)
-            .field(
-                "ingest_secret",
-                &self.ingest_secret.as_ref().map(|_| "<set>"),
-            )
-            .field(
-                "origin_secret",
-                &self.origin_secret.as_ref().map(|_| "<set>"),
-            )
+            .field("edge_secret_arn", &self.edge_secret_arn)
+            .field("edge_secret_ttl", &self.edge_secret_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -88,8 +87,8 @@ impl Config {
             status_budget: Duration::from_millis(800),
             status_memo: Duration::from_secs(300),
             edge_url: None,
-            ingest_secret: None,
-            origin_secret: None,
+            edge_secret_arn: None,
+            edge_secret_ttl: Duration::from_secs(300),
             edge_timeout: Duration::from_millis(2000),
             max_event_skew: Duration::from_secs(300),
         }
@@ -157,8 +156,10 @@ impl Config {
             c.max_event_skew = Duration::from_secs(s);
         }
         c.edge_url = get("KILN_EDGE_URL");
-        c.origin_secret = get("KILN_ORIGIN_SECRET");
-        c.ingest_secret = get("KILN_INGEST_SECRET").or_else(|| c.origin_secret.clone());
+        if let Some(s) = num("KILN_EDGE_SECRET_TTL_SECS")? {
+            c.edge_secret_ttl = Duration::from_secs(s);
+        }
+        c.edge_secret_arn = get("KILN_EDGE_SECRET_ARN");
         Ok(c)
     }
 
@@ -240,7 +241,11 @@ mod tests {
             ("AWS_REGION", "eu-west-1"),
             ("KILN_PREFIX", "ci"),
             ("KILN_STALE_AFTER_MINUTES", "5"),
-            ("KILN_ORIGIN_SECRET", "s3cret"),
+            (
+                "KILN_EDGE_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:s",
+            ),
+            ("KILN_EDGE_SECRET_TTL_SECS", "60"),
         ]))
         .unwrap();
         assert_eq!(c.stale_after, Duration::from_secs(300));
@@ -252,12 +257,12 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(secs.stale_after, Duration::from_secs(7));
-        assert_eq!(c.ingest_secret.as_deref(), Some("s3cret"));
-        assert_eq!(c.parameter_name("linux-x64"), "/ci/configs/linux-x64");
-        assert!(
-            !format!("{c:?}").contains("s3cret"),
-            "secrets stay out of Debug"
+        assert_eq!(
+            c.edge_secret_arn.as_deref(),
+            Some("arn:aws:secretsmanager:eu-west-1:1:secret:s")
         );
+        assert_eq!(c.edge_secret_ttl, Duration::from_secs(60));
+        assert_eq!(c.parameter_name("linux-x64"), "/ci/configs/linux-x64");
     }
 
     #[test]

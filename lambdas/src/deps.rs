@@ -9,11 +9,13 @@ use kiln_aws::ec2::Ec2Images;
 use kiln_aws::edge::{EdgePusher, HttpEdge, NoEdge};
 use kiln_aws::images::ImageBuilderApi;
 use kiln_aws::sdk::{self, Clients, Endpoints};
+use kiln_aws::secrets::SecretVersions;
 use kiln_aws::ssm::RunnerConfigs;
 use kiln_aws::store::StateStore;
 
 use crate::config::Config;
 use crate::replay::ReplayGuard;
+use crate::secret::EdgeSecret;
 
 pub struct Deps {
     pub config: Config,
@@ -22,6 +24,9 @@ pub struct Deps {
     pub images: Arc<dyn ImageBuilderApi>,
     pub ec2: Arc<dyn Ec2Images>,
     pub edge: Arc<dyn EdgePusher>,
+    pub secrets: Arc<dyn SecretVersions>,
+    /// The edge secret's versions, cached per container.
+    pub edge_secret: Arc<EdgeSecret>,
     /// Presets status-origin reconciled inline, and when (memo per container).
     pub(crate) inline_reconciled: Mutex<HashMap<String, Instant>>,
     /// Signatures status-origin accepted (refuses replays; bounded).
@@ -30,7 +35,14 @@ pub struct Deps {
 
 impl Deps {
     pub fn new(config: Config, clients: Clients) -> Self {
+        let edge_secret = Arc::new(EdgeSecret::new(
+            config.edge_secret_arn.clone(),
+            clients.secrets.clone(),
+            config.edge_secret_ttl,
+        ));
         Deps {
+            edge_secret,
+            secrets: clients.secrets,
             config,
             store: clients.store,
             configs: clients.configs,
@@ -52,11 +64,25 @@ impl Deps {
     }
 
     /// What the binaries use: configuration from the environment, AWS from the
-    /// default provider chain with bounded calls.
+    /// default provider chain with bounded calls, the edge secret read once (a failed
+    /// read is logged and tried again, rate-limited, when a request needs it).
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
         let sdk = sdk::load_bounded().await;
-        Ok(Self::from_sdk(config, &sdk, &Endpoints::default()))
+        let deps = Self::from_sdk(config, &sdk, &Endpoints::default());
+        deps.init().await;
+        Ok(deps)
+    }
+
+    /// Init work: reads the edge secret when one is configured.
+    pub async fn init(&self) {
+        if !self.edge_secret.configured() {
+            return;
+        }
+        match self.edge_secret.keys().await {
+            Ok(_) => tracing::info!("edge secret read"),
+            Err(e) => tracing::error!(error = %e, "edge secret unavailable at init"),
+        }
     }
 
     /// The clients, to wrap or hand on.
@@ -67,6 +93,7 @@ impl Deps {
             images: self.images.clone(),
             ec2: self.ec2.clone(),
             edge: self.edge.clone(),
+            secrets: self.secrets.clone(),
         }
     }
 
@@ -96,12 +123,10 @@ pub fn fake(config: Config) -> (Deps, kiln_aws::mock::fakes::Fakes) {
 }
 
 fn edge_of(config: &Config) -> Arc<dyn EdgePusher> {
-    match (&config.edge_url, &config.ingest_secret) {
-        (Some(url), Some(secret)) => {
-            Arc::new(HttpEdge::new(url, secret.as_bytes(), config.edge_timeout))
-        }
+    match (&config.edge_url, &config.edge_secret_arn) {
+        (Some(url), Some(_)) => Arc::new(HttpEdge::new(url, config.edge_timeout)),
         (Some(_), None) => {
-            tracing::warn!("KILN_EDGE_URL is set but no ingest secret: pushes disabled");
+            tracing::warn!("KILN_EDGE_URL is set but not KILN_EDGE_SECRET_ARN: pushes disabled");
             Arc::new(NoEdge)
         }
         _ => Arc::new(NoEdge),

@@ -48,6 +48,14 @@ pub async fn push_snapshot(deps: &Deps, now: DateTime<Utc>) {
         return;
     }
     for attempt in 0..2 {
+        // Read per attempt: a refused push may mean the secret was just rotated.
+        let keys = match deps.edge_secret.keys().await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "no edge secret to sign the push with (the edge will pull)");
+                return;
+            }
+        };
         let report = match snapshot(deps, now).await {
             Ok(r) => r,
             Err(e) => {
@@ -55,7 +63,11 @@ pub async fn push_snapshot(deps: &Deps, now: DateTime<Utc>) {
                 return;
             }
         };
-        match deps.edge.push(&report).await {
+        match deps
+            .edge
+            .push(&report, keys.current.expose().as_bytes())
+            .await
+        {
             Ok(()) => {
                 tracing::info!(
                     status = report.status.as_str(),

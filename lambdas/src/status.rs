@@ -15,12 +15,14 @@ use http::{HeaderMap, Response, StatusCode};
 use kiln_aws::AwsError;
 use kiln_shared::StatusReport;
 use kiln_shared::signing::{
-    self, DEFAULT_WINDOW_SECS, RESPONSE_METHOD, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER,
+    self, DEFAULT_WINDOW_SECS, RESPONSE_METHOD, SIGNATURE_HEADER, SignatureError, SignedRequest,
+    TIMESTAMP_HEADER,
 };
 use kiln_shared::state::AmiRecord;
 
 use crate::Deps;
 use crate::reconcile::{is_stale, reconcile_preset};
+use crate::secret;
 use crate::snapshot::report;
 
 /// The status with stale records reconciled inline (bounded by the time budget).
@@ -107,12 +109,15 @@ pub async fn handle_request(
     req: OriginRequest<'_>,
     now: DateTime<Utc>,
 ) -> Response<String> {
-    let Some(secret) = deps.config.origin_secret.as_deref() else {
-        tracing::error!("KILN_ORIGIN_SECRET is not set; refusing every request");
-        return json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "origin is not configured",
-        );
+    let keys = match deps.edge_secret.keys().await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "no edge secret; refusing every request");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "origin is not configured",
+            );
+        }
     };
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let signed = SignedRequest {
@@ -123,13 +128,19 @@ pub async fn handle_request(
         body: req.body,
     };
     // The signature covers the method, path and query as received: one made for
-    // `GET /status?nonce=…` verifies on nothing else.
-    let ts = match signing::verify(
-        secret.as_bytes(),
-        &signed,
-        now.timestamp(),
-        DEFAULT_WINDOW_SECS,
-    ) {
+    // `GET /status?nonce=…` verifies on nothing else. Both live versions of the secret
+    // verify (a rotation in progress); matching neither may mean this container's copy
+    // is older than the edge's, so it reads again (at most once per 30 s) and retries.
+    let now_ts = now.timestamp();
+    let mut verified = secret::verify(&keys, &signed, now_ts, DEFAULT_WINDOW_SECS);
+    let mut keys = keys;
+    if verified == Err(SignatureError::Mismatch)
+        && let Some(fresh) = deps.edge_secret.refresh_on_mismatch().await
+    {
+        verified = secret::verify(&fresh, &signed, now_ts, DEFAULT_WINDOW_SECS);
+        keys = fresh;
+    }
+    let ts = match verified {
         Ok(ts) => ts,
         Err(e) => {
             tracing::warn!(error = %e, path = %kiln_shared::event::echo(req.path), "request refused: bad signature");
@@ -171,7 +182,7 @@ pub async fn handle_request(
     let ts = now.timestamp();
     // Signed over the request's own target (its nonce): the answer to this pull only.
     let sig = match signing::sign(
-        secret.as_bytes(),
+        keys.current.expose().as_bytes(),
         ts,
         RESPONSE_METHOD,
         req.path,

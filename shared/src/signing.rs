@@ -159,6 +159,24 @@ pub fn verify(
     Ok(ts)
 }
 
+/// [`verify`] against each of `secrets` in turn (a rotation in progress: current, then
+/// previous); the first that matches wins, any other error stops at once.
+pub fn verify_any(
+    secrets: &[&[u8]],
+    req: &SignedRequest<'_>,
+    now: i64,
+    window_secs: i64,
+) -> Result<i64, SignatureError> {
+    let mut last = SignatureError::NoSecret;
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        match verify(secret, req, now, window_secs) {
+            Err(SignatureError::Mismatch) => last = SignatureError::Mismatch,
+            done => return done,
+        }
+    }
+    Err(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +193,28 @@ mod tests {
             path: "/ingest",
             body,
         }
+    }
+
+    #[test]
+    fn verify_any_tries_each_secret_but_stops_on_other_errors() {
+        let sig = sign(b"second", NOW, "POST", "/ingest", b"{}").unwrap();
+        let ts = NOW.to_string();
+        let r = req(&ts, &sig, b"{}");
+        assert_eq!(verify_any(&[KEY, b"second"], &r, NOW, 60), Ok(NOW));
+        assert_eq!(verify_any(&[b"second", KEY], &r, NOW, 60), Ok(NOW));
+        assert_eq!(
+            verify_any(&[KEY], &r, NOW, 60),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_any(&[KEY, b"second"], &r, NOW + 61, 60),
+            Err(SignatureError::Expired)
+        );
+        assert_eq!(verify_any(&[], &r, NOW, 60), Err(SignatureError::NoSecret));
+        assert_eq!(
+            verify_any(&[b""], &r, NOW, 60),
+            Err(SignatureError::NoSecret)
+        );
     }
 
     #[test]

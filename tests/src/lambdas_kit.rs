@@ -26,6 +26,8 @@ pub const X64: &str = "linux-x64";
 pub const ARM64: &str = "linux-arm64";
 pub const X64_PIPELINE: &str = "spot-runner-linux-x64";
 pub const ARM64_PIPELINE: &str = "spot-runner-linux-arm64";
+/// The edge secret's AWSCURRENT in moto's Secrets Manager (the Lambdas get its ARN).
+pub const EDGE_SECRET: &str = "lambdas-kit-edge-secret-of-at-least-32-bytes";
 
 const X64_YAML: &str = include_str!("../../lambdas/tests/fixtures/presets/linux-x64.yaml");
 const ARM64_YAML: &str = include_str!("../../lambdas/tests/fixtures/presets/linux-arm64.yaml");
@@ -52,6 +54,27 @@ pub struct LambdaWorld {
     pub deps: Deps,
     pub plan: Arc<FaultPlan>,
     events: mpsc::UnboundedReceiver<Value>,
+}
+
+/// The secret `name` in moto's Secrets Manager with `value` as AWSCURRENT, created as
+/// `kiln deploy` creates it (its generated value then becomes AWSPREVIOUS).
+pub async fn edge_secret(
+    aws: &LocalAws,
+    name: &str,
+    value: &str,
+) -> kiln_aws::secrets::StoredSecret {
+    use kiln_aws::secrets::{SdkSecrets, SecretValue, Secrets};
+    let sm = SdkSecrets::from_conf(&aws.moto_config(REGION));
+    let mut stored = sm
+        .get_or_create(name, "kiln tests: the edge secret")
+        .await
+        .expect("secret created in moto");
+    let value = SecretValue::new(value);
+    if stored.value != value {
+        sm.put_value(name, &value).await.expect("secret value put");
+        stored.value = value;
+    }
+    stored
 }
 
 impl LambdaWorld {
@@ -83,6 +106,11 @@ impl LambdaWorld {
             .await
             .expect("table created");
         let mut config = Config::new(TABLE, REGION);
+        config.edge_secret_arn = Some(
+            edge_secret(&aws, "kiln/lambdas-kit/edge-secret", EDGE_SECRET)
+                .await
+                .arn,
+        );
         tweak(&mut config);
         let plan = Arc::new(FaultPlan::new());
         let deps = Deps::from_sdk(
@@ -93,6 +121,7 @@ impl LambdaWorld {
                 ssm: None,
                 imagebuilder: Some(ib.endpoint()),
                 ec2: None,
+                secretsmanager: None,
             },
         )
         .with_faults(plan.clone());

@@ -52,7 +52,6 @@ async fn aws_calls_per_event_and_status() {
     let edge_url = accepting_edge().await;
     let Some(mut w) = LambdaWorld::start(DynamoBackend::DynamoDbLocal, |c| {
         c.edge_url = Some(edge_url.clone());
-        c.ingest_secret = Some("bench-secret".into());
     })
     .await
     else {
@@ -70,6 +69,7 @@ async fn aws_calls_per_event_and_status() {
             ssm: None,
             imagebuilder: Some(w.ib.endpoint()),
             ec2: None,
+            secretsmanager: None,
         },
     )
     .with_faults(quiet_plan.clone());

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use kiln_aws::images::{ImageInfo, ImageSummary};
-use kiln_aws::mock::fakes::Fakes;
+use kiln_aws::mock::fakes::{self, Fakes};
 use kiln_aws::mock::faults::FaultPlan;
 use kiln_aws::store::PresetItem;
 use kiln_lambdas::preset_init::{PipelineArns, handle_custom_resource};
@@ -65,7 +65,8 @@ const REQUIRED_BESIDE: &[(&str, &str, &str)] = &[
 const REGION: &str = "us-east-1";
 const WEST: &str = "eu-west-1";
 const ACCOUNT: &str = "123456789012";
-const SECRET: &str = "an-origin-secret-of-at-least-32-bytes!";
+/// The fakes' edge secret (at `fakes::EDGE_SECRET_ARN`).
+const SECRET: &str = fakes::EDGE_SECRET;
 const PRESET: &str = "linux-x64";
 
 fn repo_presets() -> Vec<Preset> {
@@ -94,7 +95,7 @@ fn world(config: Config) -> (Deps, Fakes, Arc<FaultPlan>) {
 
 fn config() -> Config {
     let mut c = Config::new("spot-runner-state", REGION);
-    c.origin_secret = Some(SECRET.into());
+    c.edge_secret_arn = Some(fakes::EDGE_SECRET_ARN.into());
     c
 }
 

@@ -16,7 +16,8 @@ use kiln_shared::{Architecture, OverallStatus, StatusReport};
 use serde_json::{Value, json};
 
 const REGION: &str = "us-east-1";
-const SECRET: &str = "binaries-test-secret";
+const SECRET: &str = "binaries-test-secret-of-at-least-32-bytes";
+const ROTATED: &str = "binaries-test-secret-rotated-32-bytes-min";
 const X64: &str = include_str!("../../lambdas/tests/fixtures/presets/linux-x64.yaml");
 const CREATE: &str =
     include_str!("../../lambdas/tests/fixtures/events/custom-resource-create.json");
@@ -62,12 +63,17 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     let ddb = aws_sdk_dynamodb::Client::new(&aws.dynamodb_config());
     kiln_aws::store::create_table(&ddb, "kiln").await.unwrap();
 
+    // As `kiln deploy` does: the secret in Secrets Manager, only its ARN in the env.
+    let secret_name = "kiln/binaries/edge-secret";
+    let secret = kiln_tests::lambdas_kit::edge_secret(&aws, secret_name, SECRET).await;
     let env: Vec<(String, String)> = aws
         .env()
         .into_iter()
         .chain([
             ("KILN_TABLE".to_owned(), "kiln".to_owned()),
-            ("KILN_ORIGIN_SECRET".to_owned(), SECRET.to_owned()),
+            ("KILN_EDGE_SECRET_ARN".to_owned(), secret.arn.clone()),
+            // Short, so the rotation below reaches the warm container within the test.
+            ("KILN_EDGE_SECRET_TTL_SECS".to_owned(), "1".to_owned()),
             ("AWS_ENDPOINT_URL_IMAGEBUILDER".to_owned(), ib.endpoint()),
         ])
         .collect();
@@ -173,6 +179,54 @@ async fn binaries_run_under_the_local_lambda_runtime() {
         401,
         "a captured signed request is answered once"
     );
+    assert!(
+        env.iter().all(|(_, v)| !v.contains(SECRET)),
+        "no secret value in any Lambda environment variable"
+    );
+
+    // Rotation (`kiln secret rotate`'s step b): the warm container picks the new value up
+    // after its TTL, signs with it, and still accepts the edge's pulls signed with the
+    // old one (the edge switches later).
+    use kiln_aws::secrets::{SdkSecrets, SecretValue, Secrets};
+    SdkSecrets::from_conf(&aws.moto_config(REGION))
+        .put_value(secret_name, &SecretValue::new(ROTATED))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (n, with) in [(2, SECRET), (3, ROTATED)] {
+        let now = chrono::Utc::now().timestamp();
+        let target = signing::origin_status_target(&format!("binaries-{n}"));
+        let sig = signing::sign(with.as_bytes(), now, "GET", &target, b"").unwrap();
+        let resp = http
+            .get(format!("{}{target}", front.url().trim_end_matches('/')))
+            .header(TIMESTAMP_HEADER, now.to_string())
+            .header(SIGNATURE_HEADER, sig)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "a pull signed with {n}");
+        let ts = resp.headers()[TIMESTAMP_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let answer_sig = resp.headers()[SIGNATURE_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = resp.bytes().await.unwrap();
+        let answer = signing::SignedRequest {
+            timestamp: Some(&ts),
+            signature: Some(&answer_sig),
+            method: signing::RESPONSE_METHOD,
+            path: &target,
+            body: &body,
+        };
+        assert!(
+            signing::verify(ROTATED.as_bytes(), &answer, now, 60).is_ok(),
+            "answers are signed with the new AWSCURRENT"
+        );
+        assert!(signing::verify(SECRET.as_bytes(), &answer, now, 60).is_err());
+    }
 
     // reconcile on its schedule: nothing stale.
     let reconcile = LocalLambda::start(function("reconcile", kiln_tests::bins::bin("reconcile")))

@@ -15,7 +15,7 @@ use kiln_shared::{ImageState, StatusReport};
 use kiln_tests::lambdas_kit::*;
 use serde_json::json;
 
-const INGEST_SECRET: &str = "ingest-secret";
+const INGEST_SECRET: &str = kiln_tests::lambdas_kit::EDGE_SECRET;
 
 type Pushes = Arc<Mutex<Vec<StatusReport>>>;
 
@@ -65,7 +65,6 @@ async fn build_lifecycle_against_emulators() {
     let (edge_url, pushes) = ingest_server().await;
     let Some(mut w) = LambdaWorld::start(DynamoBackend::DynamoDbLocal, |c| {
         c.edge_url = Some(edge_url.clone());
-        c.ingest_secret = Some(INGEST_SECRET.into());
     })
     .await
     else {

@@ -14,7 +14,7 @@ use kiln_shared::state::BuildStatus;
 use kiln_shared::{ImageState, OverallStatus, PresetStatus, StatusReport};
 use kiln_tests::lambdas_kit::*;
 
-const SECRET: &str = "edge-origin-secret";
+const SECRET: &str = kiln_tests::lambdas_kit::EDGE_SECRET;
 
 /// The edge's pull targets: each carries its own nonce (the origin answers a signature
 /// once, and signs its answer over the same target).
@@ -46,7 +46,6 @@ async fn lost_available_is_healed_by_reconcile_and_by_status_origin() {
     let Some(mut w) = LambdaWorld::start(DynamoBackend::Moto, |c| {
         // Everything building counts as stale, so the test need not wait 30 minutes.
         c.stale_after = Duration::ZERO;
-        c.origin_secret = Some(SECRET.into());
     })
     .await
     else {

@@ -630,6 +630,7 @@ fn deps(aws: &LocalAws, ib: &LocalImageBuilder, table: &str) -> Deps {
             ssm: None,
             imagebuilder: Some(ib.endpoint()),
             ec2: None,
+            secretsmanager: None,
         },
     )
 }

@@ -16,7 +16,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[derive(Default)]
 pub struct MemSecrets {
+    /// Name → AWSCURRENT.
     pub secrets: Mutex<BTreeMap<String, SecretValue>>,
+    /// Name → AWSPREVIOUS (after a PutSecretValue).
+    pub previous: Mutex<BTreeMap<String, SecretValue>>,
     /// CreateSecret calls made.
     pub creates: Mutex<usize>,
 }
@@ -48,8 +51,41 @@ impl Secrets for MemSecrets {
         })
     }
 
+    fn get<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<Option<StoredSecret>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.secrets).get(name).map(|value| StoredSecret {
+                arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}"),
+                value: value.clone(),
+                created: false,
+            }))
+        })
+    }
+
+    fn put_value<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a SecretValue,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let mut map = lock(&self.secrets);
+            let Some(old) = map.get(name).cloned() else {
+                return Err(AwsError::new(
+                    "secretsmanager:PutSecretValue",
+                    crate::AwsErrorKind::Client,
+                    format!("ResourceNotFoundException: {name}"),
+                ));
+            };
+            map.insert(name.to_owned(), value.clone());
+            lock(&self.previous).insert(name.to_owned(), old);
+            Ok(())
+        })
+    }
+
     fn delete<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<bool, AwsError>> {
-        Box::pin(async move { Ok(lock(&self.secrets).remove(name).is_some()) })
+        Box::pin(async move {
+            lock(&self.previous).remove(name);
+            Ok(lock(&self.secrets).remove(name).is_some())
+        })
     }
 }
 

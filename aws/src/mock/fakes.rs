@@ -16,6 +16,7 @@ use crate::error::AwsError;
 use crate::images::PipelineSummary;
 use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
 use crate::sdk::Clients;
+use crate::secrets::{EdgeKeys, SecretValue, SecretVersions};
 use crate::ssm::RunnerConfigs;
 use crate::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
 
@@ -216,14 +217,76 @@ impl ImageBuilderApi for MemImages {
     }
 }
 
+/// Every pushed report, and the secret each was signed with.
 #[derive(Default)]
-pub struct RecordingEdge(pub Mutex<Vec<StatusReport>>);
+pub struct RecordingEdge(pub Mutex<Vec<StatusReport>>, pub Mutex<Vec<Vec<u8>>>);
 
 impl EdgePusher for RecordingEdge {
-    fn push<'a>(&'a self, report: &'a StatusReport) -> BoxFut<'a, Result<(), PushError>> {
+    fn push<'a>(
+        &'a self,
+        report: &'a StatusReport,
+        secret: &'a [u8],
+    ) -> BoxFut<'a, Result<(), PushError>> {
         Box::pin(async move {
             lock(&self.0).push(report.clone());
+            lock(&self.1).push(secret.to_vec());
             Ok(())
+        })
+    }
+}
+
+/// The ARN of the edge secret [`Fakes::new`] holds, and its value.
+pub const EDGE_SECRET_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:kiln/test/edge-secret-AbCdEf";
+pub const EDGE_SECRET: &str = "a-fake-edge-secret-of-at-least-32-bytes";
+
+/// Secrets Manager's versions by ARN: [`MemSecretVersions::rotate`] moves AWSCURRENT to
+/// AWSPREVIOUS as PutSecretValue does. Counts reads.
+#[derive(Default)]
+pub struct MemSecretVersions {
+    pub secrets: Mutex<BTreeMap<String, EdgeKeys>>,
+    pub reads: Mutex<u64>,
+}
+
+impl MemSecretVersions {
+    pub fn set(&self, arn: &str, current: &str) {
+        lock(&self.secrets).insert(
+            arn.to_owned(),
+            EdgeKeys {
+                current: SecretValue::new(current),
+                previous: None,
+            },
+        );
+    }
+
+    pub fn rotate(&self, arn: &str, new: &str) {
+        let mut map = lock(&self.secrets);
+        let previous = map.remove(arn).map(|k| k.current);
+        map.insert(
+            arn.to_owned(),
+            EdgeKeys {
+                current: SecretValue::new(new),
+                previous,
+            },
+        );
+    }
+
+    pub fn reads(&self) -> u64 {
+        *lock(&self.reads)
+    }
+}
+
+impl SecretVersions for MemSecretVersions {
+    fn read_versions<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<EdgeKeys, AwsError>> {
+        Box::pin(async move {
+            *lock(&self.reads) += 1;
+            lock(&self.secrets).get(arn).cloned().ok_or_else(|| {
+                AwsError::new(
+                    "secretsmanager:GetSecretValue",
+                    crate::AwsErrorKind::Client,
+                    format!("ResourceNotFoundException: {arn}"),
+                )
+            })
         })
     }
 }
@@ -295,11 +358,15 @@ pub struct Fakes {
     pub images: Arc<MemImages>,
     pub ec2: Arc<MemEc2>,
     pub edge: Arc<RecordingEdge>,
+    pub secrets: Arc<MemSecretVersions>,
 }
 
 impl Fakes {
+    /// Empty fakes, but for the edge secret at [`EDGE_SECRET_ARN`].
     pub fn new() -> Self {
-        Self::default()
+        let fakes = Self::default();
+        fakes.secrets.set(EDGE_SECRET_ARN, EDGE_SECRET);
+        fakes
     }
 
     /// The fakes as the [`Clients`] a handler or command takes.
@@ -310,6 +377,7 @@ impl Fakes {
             images: self.images.clone(),
             ec2: self.ec2.clone(),
             edge: self.edge.clone(),
+            secrets: self.secrets.clone(),
         }
     }
 }

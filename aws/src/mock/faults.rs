@@ -17,6 +17,7 @@ use crate::error::{AwsError, AwsErrorKind};
 use crate::images::PipelineSummary;
 use crate::images::{ImageBuilderApi, ImageInfo, ImageSummary};
 use crate::sdk::Clients;
+use crate::secrets::{EdgeKeys, SecretVersions};
 use crate::ssm::RunnerConfigs;
 use crate::store::{Cas, Listing, PresetItem, StateStore, VersionedBuild};
 
@@ -340,13 +341,28 @@ impl<T: EdgePusher + ?Sized> EdgePusher for Faulty<T> {
     fn enabled(&self) -> bool {
         self.inner.enabled()
     }
-    fn push<'a>(&'a self, report: &'a StatusReport) -> BoxFut<'a, Result<(), PushError>> {
+    fn push<'a>(
+        &'a self,
+        report: &'a StatusReport,
+        secret: &'a [u8],
+    ) -> BoxFut<'a, Result<(), PushError>> {
         Box::pin(async move {
             self.plan
                 .check("edge:Ingest")
                 .await
                 .map_err(|e| PushError::Http(e.to_string()))?;
-            self.inner.push(report).await
+            self.inner.push(report, secret).await
+        })
+    }
+}
+
+impl<T: SecretVersions + ?Sized> SecretVersions for Faulty<T> {
+    fn read_versions<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<EdgeKeys, AwsError>> {
+        // One GetSecretValue per version stage, as the SDK client makes them.
+        Box::pin(async move {
+            self.plan.check("secretsmanager:GetSecretValue").await?;
+            self.plan.check("secretsmanager:GetSecretValue").await?;
+            self.inner.read_versions(arn).await
         })
     }
 }
@@ -359,7 +375,8 @@ impl Clients {
             configs: Arc::new(Faulty::new(self.configs, plan.clone())),
             images: Arc::new(Faulty::new(self.images, plan.clone())),
             ec2: Arc::new(Faulty::new(self.ec2, plan.clone())),
-            edge: Arc::new(Faulty::new(self.edge, plan)),
+            edge: Arc::new(Faulty::new(self.edge, plan.clone())),
+            secrets: Arc::new(Faulty::new(self.secrets, plan)),
         }
     }
 }

@@ -14,13 +14,15 @@ pub const MAX_INGEST_BYTES: usize = 512 * 1024;
 impl<P: Platform> Edge<P> {
     pub(super) async fn ingest(&self, req: &Request<'_>, mut src: impl BodySource) -> Reply {
         let cfg = self.p.config();
-        let Some(secret) = cfg.origin_secret.as_deref() else {
+        // The primary or, during a rotation, the secondary secret.
+        let accepted = cfg.accepted();
+        if accepted.is_empty() {
             // Which setting is missing is for the log, not for the caller.
             self.p.log(&format!(
                 "ingest refused: no usable {ORIGIN_SECRET} (see /healthz)"
             ));
             return Reply::error(503, "ingest_disabled", "ingest is not configured");
-        };
+        }
         let body = match read_limited(&mut src, req.content_length, MAX_INGEST_BYTES).await {
             Ok(b) => b,
             Err(e @ ReadError::TooLarge(_)) => {
@@ -39,7 +41,7 @@ impl<P: Platform> Edge<P> {
             path: INGEST_PATH,
             body: &body,
         };
-        let ts = match signing::verify(secret, &signed, now, cfg.signature_window_secs) {
+        let ts = match signing::verify_any(&accepted, &signed, now, cfg.signature_window_secs) {
             Ok(ts) => ts,
             Err(e) => return self.refuse(&e.to_string()),
         };

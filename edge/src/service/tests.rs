@@ -771,3 +771,21 @@ fn the_secret_never_appears_in_replies_or_logs() {
     }
     assert!(!f.0.logs.borrow().is_empty());
 }
+
+#[test]
+fn a_secondary_secret_verifies_answers_and_pushes() {
+    // A rotation in progress: the origin already signs with the next secret.
+    let next = "not-the-secret";
+    let rotating = Config {
+        origin_secret_secondary: Some(next.as_bytes().to_vec()),
+        ..config()
+    };
+    let f = fake_with(rotating, OriginMode::WrongKey(ready()));
+    let (_, body) = f.status_json();
+    assert!(!body.stale, "{:?}", f.0.logs.borrow());
+    assert_eq!(body.status, OverallStatus::Ready);
+    let push = serde_json::to_vec(&building()).unwrap();
+    assert_eq!(f.ingest(&push, T0 + 1, next).status, 202);
+    assert_eq!(f.ingest(&push, T0 + 2, SECRET).status, 202);
+    assert_eq!(f.ingest(&push, T0 + 3, "a-third-secret").status, 401);
+}

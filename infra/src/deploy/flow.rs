@@ -111,11 +111,8 @@ pub async fn deploy(
                 .map(|d| format!("https://{d}"))
                 .unwrap_or_default(),
         ),
-        // TODO(template): pass the secret's ARN instead, once the Lambdas read it at init.
-        (
-            "EdgeSharedSecret".to_owned(),
-            secret.value.expose().to_owned(),
-        ),
+        // Only the ARN: the Lambdas read the value at init.
+        ("EdgeSecretArn".to_owned(), secret.arn.clone()),
     ];
     parameters.extend(
         artifacts

@@ -2,7 +2,8 @@
 //!
 //! - [`code`]: the Lambda zips (built or prebuilt), content-addressed;
 //! - [`stack`]: the change set, its execution and the stack's events;
-//! - [`worker`]: the generated wrangler configuration, KV namespace, secret and deploy.
+//! - [`worker`]: the generated wrangler configuration, KV namespace, secret and deploy;
+//! - [`rotate`]: `kiln secret rotate`, both sides of the edge secret without a stale window.
 //!
 //! Under `rehearsal` (AWS endpoints are local emulators) everything runs for real against
 //! them, the Worker only as `wrangler deploy --dry-run` (no Cloudflare account is
@@ -11,6 +12,7 @@
 pub mod code;
 pub mod destroy;
 mod flow;
+pub mod rotate;
 pub mod stack;
 pub mod worker;
 
@@ -75,6 +77,8 @@ pub enum DeployError {
     NoOrigin { stack: String },
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("no edge secret {0} in Secrets Manager: run `kiln deploy` first")]
+    NoSecret(String),
 }
 
 fn failure_hint(first: &Option<Box<StackEvent>>) -> String {
@@ -215,7 +219,7 @@ mod tests {
         let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../presets"));
         let presets = crate::presets::load(dir).unwrap();
         let t = template::synth(&presets, &SynthOptions::default()).unwrap();
-        for p in ["Prefix", "CodeBucket", "EdgeUrl", "EdgeSharedSecret"]
+        for p in ["Prefix", "CodeBucket", "EdgeUrl", "EdgeSecretArn"]
             .into_iter()
             .chain(code::FUNCTIONS.iter().map(|(p, _)| *p))
         {

@@ -14,6 +14,8 @@ use super::DeployError;
 pub const KV_BINDING: &str = "KILN_STATUS";
 /// The secret the Worker verifies and signs with.
 pub const SECRET_NAME: &str = "ORIGIN_SECRET";
+/// The second secret the Worker accepts (never signs with) during a rotation.
+pub const SECONDARY_SECRET_NAME: &str = "ORIGIN_SECRET_SECONDARY";
 
 /// wrangler and the Node it needs: `$KILN_WRANGLER`, else the pinned copy under
 /// `tools/node` of the kiln checkout (`$KILN_ROOT`, the current directory or a parent,
@@ -173,6 +175,33 @@ pub fn run(
     Ok(out)
 }
 
+/// The JSON object `wrangler secret bulk` reads from stdin, `{"NAME": "value", …}`:
+/// itself a [`SecretValue`], so it never prints.
+pub fn bulk_json(secrets: &[(&str, &SecretValue)]) -> SecretValue {
+    let map: serde_json::Map<String, serde_json::Value> = secrets
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.expose().into()))
+        .collect();
+    SecretValue::new(serde_json::Value::Object(map).to_string())
+}
+
+/// `wrangler secret bulk` for the Worker `worker`: every pair in one new deployment.
+/// The values go through stdin (no file argument), never argv.
+pub fn bulk_args(worker: &str) -> [&str; 4] {
+    ["secret", "bulk", "--name", worker]
+}
+
+/// Sets `secrets` on the deployed Worker `worker` in one deployment.
+pub fn put_secrets(
+    w: &Wrangler,
+    dir: &Path,
+    worker: &str,
+    secrets: &[(&str, &SecretValue)],
+) -> Result<(), DeployError> {
+    run(w, dir, &bulk_args(worker), Some(&bulk_json(secrets)))?;
+    Ok(())
+}
+
 /// The id of the KV namespace titled `title` in `wrangler kv namespace list`'s JSON.
 pub fn kv_id_in(list_json: &str, title: &str) -> Result<Option<String>, DeployError> {
     let list: Vec<serde_json::Value> = serde_json::from_str(list_json.trim())
@@ -284,6 +313,23 @@ mod tests {
             .join("\n");
         let err = render_config(&base, &config()).unwrap_err();
         assert!(err.to_string().contains("kv_namespaces"), "{err}");
+    }
+
+    #[test]
+    fn bulk_secrets_go_through_stdin_as_one_json_object() {
+        let (new, old) = (SecretValue::generate(), SecretValue::generate());
+        let json = bulk_json(&[(SECRET_NAME, &new), (SECONDARY_SECRET_NAME, &old)]);
+        let parsed: serde_json::Value = serde_json::from_str(json.expose()).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({
+                "ORIGIN_SECRET": new.expose(),
+                "ORIGIN_SECRET_SECONDARY": old.expose(),
+            })
+        );
+        assert!(!format!("{json:?} {json}").contains(new.expose()));
+        let args = bulk_args("kiln-edge");
+        assert_eq!(args, ["secret", "bulk", "--name", "kiln-edge"]);
     }
 
     #[test]

@@ -61,6 +61,11 @@ impl Function {
     pub(super) fn code_key_parameter(&self) -> String {
         format!("{}CodeKey", self.id)
     }
+    /// Signs or verifies with the edge secret: status-origin (requests, responses),
+    /// ami-update and reconcile (pushes). preset-init never talks to the edge.
+    pub(super) fn signs(&self) -> bool {
+        self.id != PRESET_INIT.id
+    }
 }
 
 /// Names and meanings as `kiln_lambdas::config::Config::from_env` reads them.
@@ -71,8 +76,11 @@ fn environment(f: &Function) -> Value {
     vars.insert("RUST_LOG".into(), json!("info"));
     // Empty means "no pushes": the Lambdas treat a blank variable as unset.
     vars.insert("KILN_EDGE_URL".into(), reference("EdgeUrl"));
-    // Verifies the edge's requests (status-origin) and signs pushes to /ingest.
-    vars.insert("KILN_ORIGIN_SECRET".into(), reference("EdgeSharedSecret"));
+    // The secret that verifies the edge's requests (status-origin) and signs responses
+    // and pushes to /ingest: only its ARN, the value is read at init.
+    if f.signs() {
+        vars.insert("KILN_EDGE_SECRET_ARN".into(), reference("EdgeSecretArn"));
+    }
     if matches!(f.id, "Reconcile" | "StatusOrigin") {
         vars.insert(
             "KILN_STALE_AFTER_MINUTES".into(),

@@ -96,7 +96,12 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
             vec![get_att("EventsDeadLetterQueue", "Arn")],
         )
     };
-    match f.id {
+    // Exactly the one secret, never `secret:*`.
+    let edge_secret = statement(
+        &["secretsmanager:GetSecretValue"],
+        vec![reference("EdgeSecretArn")],
+    );
+    let mut statements = match f.id {
         "AmiUpdate" => vec![logs, observe_table, ssm_rw, get_image, on_failure()],
         "Reconcile" => vec![
             logs,
@@ -136,7 +141,11 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
                 scope.pipelines.clone(),
             ),
         ],
+    };
+    if f.signs() {
+        statements.push(edge_secret);
     }
+    statements
 }
 
 /// The execution role of one function, with its statements inline.

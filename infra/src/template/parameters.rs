@@ -71,12 +71,11 @@ pub(super) fn parameters(opts: &SynthOptions) -> Value {
         }),
     );
     p.insert(
-        "EdgeSharedSecret".into(),
+        "EdgeSecretArn".into(),
         json!({
             "Type": "String",
-            "NoEcho": true,
-            "MinLength": 32,
-            "Description": "HMAC secret shared with the Worker (the same value: `wrangler secret put ORIGIN_SECRET`). At least 32 characters.",
+            "AllowedPattern": "^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$",
+            "Description": "ARN of the Secrets Manager secret holding the HMAC secret shared with the Worker (`kiln deploy` creates it as kiln/<stack>/edge-secret and passes it). The Lambdas read it at init; only the ARN is in their environment.",
         }),
     );
     p.insert(

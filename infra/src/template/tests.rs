@@ -500,3 +500,46 @@ fn status_origin_has_reserved_concurrency_from_a_parameter() {
         assert!(t["Resources"][other]["Properties"]["ReservedConcurrentExecutions"].is_null());
     }
 }
+
+#[test]
+fn the_edge_secret_is_an_arn_read_only_by_the_functions_that_sign() {
+    let t = synth_default(&presets(&[("s.yaml", ONE)]));
+    let p = &t["Parameters"]["EdgeSecretArn"];
+    assert!(p["Default"].is_null() && p["NoEcho"].is_null(), "{p}");
+    assert!(t["Parameters"]["EdgeSharedSecret"].is_null());
+    for (id, f) in resources_of_type(&t, "AWS::Lambda::Function") {
+        let vars = f["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .unwrap();
+        let role = f["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap();
+        let statements =
+            t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap();
+        let grants: Vec<&Value> = statements
+            .iter()
+            .filter(|s| s["Action"].to_string().contains("secretsmanager"))
+            .collect();
+        let signs = id != "PresetInitFunction";
+        if signs {
+            assert_eq!(
+                vars["KILN_EDGE_SECRET_ARN"],
+                json!({ "Ref": "EdgeSecretArn" })
+            );
+            assert_eq!(grants.len(), 1, "{id}");
+            assert_eq!(
+                grants[0]["Action"],
+                json!(["secretsmanager:GetSecretValue"])
+            );
+            assert_eq!(grants[0]["Resource"], json!([{ "Ref": "EdgeSecretArn" }]));
+        } else {
+            assert!(grants.is_empty(), "{id}");
+            assert!(!vars.contains_key("KILN_EDGE_SECRET_ARN"), "{id}");
+        }
+        assert!(
+            vars.keys()
+                .all(|k| !k.contains("SECRET") || k.ends_with("_ARN")),
+            "{id}: {vars:?}"
+        );
+    }
+}

@@ -108,11 +108,8 @@ async fn rebuild_keeps_previous_ami_and_failure_or_cancel_leave_ssm_alone() {
 async fn out_of_order_and_duplicate_events_converge_with_no_extra_writes() {
     let w = setup();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(
-        Config::new("t", EAST),
-        w.fakes.clients().with_edge(w.edge.clone()),
-    )
-    .with_faults(plan.clone());
+    let deps = crate::Deps::new(config(), w.fakes.clients().with_edge(w.edge.clone()))
+        .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     handle_event(
         &deps,
@@ -164,11 +161,8 @@ async fn out_of_order_and_duplicate_events_converge_with_no_extra_writes() {
 async fn available_event_cost_is_counted() {
     let w = setup();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(
-        Config::new("t", EAST),
-        w.fakes.clients().with_edge(w.edge.clone()),
-    )
-    .with_faults(plan.clone());
+    let deps = crate::Deps::new(config(), w.fakes.clients().with_edge(w.edge.clone()))
+        .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     handle_event(
         &deps,
@@ -185,9 +179,11 @@ async fn available_event_cost_is_counted() {
         ("imagebuilder:GetImage".to_owned(), 1),
         ("ssm:GetParameter".to_owned(), 2), // per region
         ("ssm:PutParameter".to_owned(), 2),
+        // The edge secret (AWSCURRENT, AWSPREVIOUS): the container's first push.
+        ("secretsmanager:GetSecretValue".to_owned(), 2),
     ]);
     assert_eq!(calls, expect);
-    assert_eq!(plan.aws_calls(), 13);
+    assert_eq!(plan.aws_calls(), 15);
 }
 
 #[tokio::test]
@@ -273,11 +269,8 @@ async fn lost_race_rereads_and_an_older_event_becomes_a_clean_noop() {
 async fn fault_between_dynamodb_and_ssm_converges_on_retry() {
     let w = setup();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(
-        Config::new("t", EAST),
-        w.fakes.clients().with_edge(w.edge.clone()),
-    )
-    .with_faults(plan.clone());
+    let deps = crate::Deps::new(config(), w.fakes.clients().with_edge(w.edge.clone()))
+        .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     plan.add(Rule::new(Some("ssm:PutParameter"), Fault::Server));
     let err = handle_event(
@@ -314,6 +307,7 @@ impl kiln_aws::edge::EdgePusher for ReplayRefusingEdge {
     fn push<'a>(
         &'a self,
         report: &'a kiln_shared::StatusReport,
+        _secret: &'a [u8],
     ) -> kiln_aws::BoxFut<'a, Result<(), kiln_aws::edge::PushError>> {
         Box::pin(async move {
             let mut seen = self.0.lock().unwrap();
@@ -332,11 +326,8 @@ async fn a_refused_push_is_retried_once_with_a_fresh_snapshot() {
     let w = setup();
     let edge = Arc::new(ReplayRefusingEdge(Default::default()));
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(
-        Config::new("t", EAST),
-        w.fakes.clients().with_edge(edge.clone()),
-    )
-    .with_faults(plan.clone());
+    let deps = crate::Deps::new(config(), w.fakes.clients().with_edge(edge.clone()))
+        .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     handle_event(
         &deps,

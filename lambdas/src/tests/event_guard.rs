@@ -33,7 +33,7 @@ fn state(w: &World) -> String {
 #[tokio::test]
 async fn an_event_dated_beyond_the_skew_is_acknowledged_and_not_applied() {
     let w = setup();
-    let (deps, plan) = counted(&w, Config::new("t", EAST));
+    let (deps, plan) = counted(&w, config());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     let now = t("2026-01-27T12:00:00Z");
     for (at, state) in [
@@ -61,7 +61,7 @@ async fn an_event_dated_beyond_the_skew_is_acknowledged_and_not_applied() {
         .unwrap(),
     );
     assert!(o.record_written);
-    let mut tight = Config::new("t", EAST);
+    let mut tight = config();
     tight.max_event_skew = std::time::Duration::from_secs(10);
     let (deps, _) = counted(&w, tight);
     let why = ignored(
@@ -139,7 +139,7 @@ async fn pushes_are_dated_by_the_clock_never_by_the_event() {
 #[tokio::test]
 async fn foreign_events_are_acknowledged_before_any_image_builder_call() {
     let w = setup();
-    let (deps, plan) = counted(&w, Config::new("t", EAST));
+    let (deps, plan) = counted(&w, config());
     let other = |recipe: &str| {
         let mut v = event(ImageState::Available, "2026-01-27T12:00:00Z", 3);
         v["resources"] = json!([format!(

@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 use crate::ami_update::{EventAck, Ignored, handle_event};
 use crate::config::Config;
 use kiln_aws::images::{ImageInfo, ImageSummary};
-use kiln_aws::mock::fakes::{Fakes, MemConfigs, MemImages, MemStore, RecordingEdge};
+use kiln_aws::mock::fakes::{
+    EDGE_SECRET, EDGE_SECRET_ARN, Fakes, MemConfigs, MemImages, MemStore, RecordingEdge,
+};
 use kiln_aws::mock::faults::{Fault, FaultPlan, Rule};
 use kiln_aws::store::{PresetItem, StateStore};
 
@@ -35,6 +37,14 @@ const ARM64: &str = include_str!("../../tests/fixtures/presets/linux-arm64.yaml"
 
 const PARAM: &str = "/spot-runner/configs/linux-x64";
 const EAST: &str = "us-east-1";
+
+/// A config naming the fakes' edge secret ([`EDGE_SECRET`]): pushes and `/status` sign
+/// with it.
+fn config() -> Config {
+    let mut c = Config::new("t", EAST);
+    c.edge_secret_arn = Some(EDGE_SECRET_ARN.into());
+    c
+}
 const WEST: &str = "eu-west-1";
 
 fn preset(yaml: &str) -> Preset {
@@ -127,7 +137,7 @@ async fn building(w: &World) -> EventAck {
 }
 
 fn setup() -> World {
-    let w = world(Config::new("t", EAST));
+    let w = world(config());
     let p = preset(X64);
     w.store.presets.lock().unwrap().insert(
         p.name.clone(),

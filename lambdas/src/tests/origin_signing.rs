@@ -6,15 +6,14 @@ use crate::status::{OriginRequest, handle_request};
 use http::HeaderMap;
 use kiln_shared::signing::{self, RESPONSE_METHOD, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
-const SECRET: &str = "origin-secret";
+const SECRET: &str = EDGE_SECRET;
 
 fn target(n: u32) -> String {
     signing::origin_status_target(&format!("edge-nonce-{n:04}"))
 }
 
 fn origin(w: &World) -> (Deps, Arc<FaultPlan>) {
-    let mut config = Config::new("t", EAST);
-    config.origin_secret = Some(SECRET.into());
+    let config = config();
     let plan = Arc::new(FaultPlan::new());
     let deps = crate::Deps::new(config, w.fakes.clients().with_edge(w.edge.clone()))
         .with_faults(plan.clone());
@@ -170,7 +169,13 @@ async fn inline_reconcile_runs_only_after_the_signature_is_verified() {
             401
         );
     }
-    assert_eq!(plan.aws_calls(), 0, "unverified requests cost no AWS call");
+    // No DynamoDB, SSM or Image Builder call; the secret is read once (the container's
+    // first request) and once more for the mismatch (maybe a rotation; rate-limited).
+    assert_eq!(
+        plan.calls(),
+        BTreeMap::from([("secretsmanager:GetSecretValue".to_owned(), 4)]),
+        "unverified requests cost no other AWS call"
+    );
     assert_eq!(
         handle_request(&deps, at(&one, &good), now).await.status(),
         200
@@ -213,5 +218,110 @@ async fn inline_reconcile_gives_up_well_before_the_edge_timeout() {
         record(&w).await.status,
         BuildStatus::Building,
         "left to reconcile"
+    );
+}
+
+/// The response's signature checked against `secret`.
+fn answered_with(resp: &http::Response<String>, target: &str, secret: &str) -> bool {
+    let ts = resp.headers()[TIMESTAMP_HEADER].to_str().unwrap();
+    let sig = resp.headers()[SIGNATURE_HEADER].to_str().unwrap();
+    let now: i64 = ts.parse().unwrap();
+    signing::verify(
+        secret.as_bytes(),
+        &signing::SignedRequest {
+            timestamp: Some(ts),
+            signature: Some(sig),
+            method: RESPONSE_METHOD,
+            path: target,
+            body: resp.body().as_bytes(),
+        },
+        now,
+        60,
+    )
+    .is_ok()
+}
+
+#[tokio::test]
+async fn during_a_rotation_both_secrets_verify_and_answers_use_the_current_one() {
+    const NEXT: &str = "the-next-edge-secret-of-at-least-32-bytes";
+    let w = setup();
+    let (deps, plan) = origin(&w);
+    let now = t("2026-01-27T12:00:00Z");
+    let read = |plan: &FaultPlan| plan.calls()["secretsmanager:GetSecretValue"];
+    let one = target(1);
+    let r = handle_request(
+        &deps,
+        at(&one, &signed_for(now.timestamp(), SECRET, &one)),
+        now,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(answered_with(&r, &one, SECRET));
+    assert_eq!(read(&plan), 2, "AWSCURRENT and AWSPREVIOUS, once");
+
+    // Rotated in Secrets Manager, and the edge already signs with the new value (its
+    // step 4 came before this container's TTL ran out): a mismatch reads again, once.
+    w.fakes.secrets.rotate(EDGE_SECRET_ARN, NEXT);
+    let two = target(2);
+    let r = handle_request(
+        &deps,
+        at(&two, &signed_for(now.timestamp(), NEXT, &two)),
+        now,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        answered_with(&r, &two, NEXT),
+        "signed with the new AWSCURRENT"
+    );
+    assert!(!answered_with(&r, &two, SECRET));
+    assert_eq!(read(&plan), 4);
+    // The old value (now AWSPREVIOUS) still verifies: an edge not yet switched.
+    let three = target(3);
+    let r = handle_request(
+        &deps,
+        at(&three, &signed_for(now.timestamp(), SECRET, &three)),
+        now,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(answered_with(&r, &three, NEXT));
+    // Forgeries right after: refused without reading Secrets Manager again.
+    for n in 4..20 {
+        let forged = target(n);
+        let r = handle_request(
+            &deps,
+            at(
+                &forged,
+                &signed_for(now.timestamp(), "forged-forged-forged-forged-32b", &forged),
+            ),
+            now,
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(read(&plan), 4, "rate-limited");
+}
+
+#[tokio::test]
+async fn pushes_are_signed_with_the_current_secret() {
+    let w = setup();
+    let (deps, _) = origin(&w);
+    crate::snapshot::push_snapshot(&deps, t("2026-01-27T12:00:00Z")).await;
+    w.fakes
+        .secrets
+        .rotate(EDGE_SECRET_ARN, "rotated-rotated-rotated-rotated-32");
+    // Within the TTL the cached value still signs; a fresh container signs with the new.
+    crate::snapshot::push_snapshot(&deps, t("2026-01-27T12:00:01Z")).await;
+    let fresh = crate::Deps::new(config(), w.fakes.clients().with_edge(w.edge.clone()));
+    crate::snapshot::push_snapshot(&fresh, t("2026-01-27T12:00:02Z")).await;
+    let keys = w.edge.1.lock().unwrap().clone();
+    assert_eq!(
+        keys,
+        vec![
+            SECRET.as_bytes().to_vec(),
+            SECRET.as_bytes().to_vec(),
+            b"rotated-rotated-rotated-rotated-32".to_vec(),
+        ]
     );
 }

@@ -3,11 +3,8 @@ use super::*;
 async fn fault_between_writes_is_repaired_by_reconcile_when_the_event_is_not_retried() {
     let w = setup();
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(
-        Config::new("t", EAST),
-        w.fakes.clients().with_edge(w.edge.clone()),
-    )
-    .with_faults(plan.clone());
+    let deps = crate::Deps::new(config(), w.fakes.clients().with_edge(w.edge.clone()))
+        .with_faults(plan.clone());
     put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
     plan.add(
         Rule::new(

@@ -4,7 +4,7 @@ use http::HeaderMap;
 use kiln_shared::signing::{self, RESPONSE_METHOD, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use kiln_shared::{OverallStatus, PresetStatus, StatusReport};
 
-const SECRET: &str = "origin-secret";
+const SECRET: &str = EDGE_SECRET;
 /// What the edge requests: its nonce is part of the signed target.
 const TARGET: &str = "/status?nonce=edge-nonce-0001";
 
@@ -78,11 +78,8 @@ async fn inline_reconcile_is_memoised_per_container() {
     let w = setup();
     building(&w).await;
     let plan = Arc::new(FaultPlan::new());
-    let deps = crate::Deps::new(
-        Config::new("t", EAST),
-        w.fakes.clients().with_edge(w.edge.clone()),
-    )
-    .with_faults(plan.clone());
+    let deps = crate::Deps::new(config(), w.fakes.clients().with_edge(w.edge.clone()))
+        .with_faults(plan.clone());
     // Still building in Image Builder: nothing to heal, and not retried per request.
     status(&deps, t("2026-01-27T12:00:00Z")).await.unwrap();
     assert_eq!(plan.calls()["imagebuilder:GetImage"], 1);
@@ -97,8 +94,7 @@ async fn inline_reconcile_is_memoised_per_container() {
 
 #[tokio::test]
 async fn origin_verifies_the_edge_and_signs_its_answer() {
-    let mut config = Config::new("t", EAST);
-    config.origin_secret = Some(SECRET.into());
+    let config = config();
     let w = world(config);
     let now = t("2026-01-27T12:00:00Z");
     let headers = signed_headers(now.timestamp(), SECRET);
@@ -144,7 +140,7 @@ async fn origin_verifies_the_edge_and_signs_its_answer() {
             .status(),
         404
     );
-    let no_secret = world(Config::new("t", EAST));
+    let no_secret = world(Config::new("t", EAST)); // no KILN_EDGE_SECRET_ARN
     assert_eq!(
         handle_request(&no_secret.deps, req(&headers), now)
             .await
@@ -155,8 +151,7 @@ async fn origin_verifies_the_edge_and_signs_its_answer() {
 
 #[tokio::test]
 async fn status_origin_answers_503_json_when_the_table_is_unavailable() {
-    let mut config = Config::new("t", EAST);
-    config.origin_secret = Some("s".into());
+    let config = config();
     let w = world(config.clone());
     let plan = Arc::new(FaultPlan::new());
     plan.add(Rule::new(Some("dynamodb:Query"), Fault::Throttle).forever());
@@ -168,7 +163,8 @@ async fn status_origin_answers_503_json_when_the_table_is_unavailable() {
         kiln_shared::signing::TIMESTAMP_HEADER,
         now.timestamp().to_string().parse().unwrap(),
     );
-    let sig = kiln_shared::signing::sign(b"s", now.timestamp(), "GET", TARGET, b"").unwrap();
+    let sig =
+        kiln_shared::signing::sign(SECRET.as_bytes(), now.timestamp(), "GET", TARGET, b"").unwrap();
     headers.insert(kiln_shared::signing::SIGNATURE_HEADER, sig.parse().unwrap());
     let req = crate::status::OriginRequest {
         method: "GET",
