@@ -120,14 +120,31 @@ impl Rehearsal {
     }
 }
 
-/// The nested stacks of presets moto holds (it names them by logical id).
+/// The live nested stacks of presets moto holds (`<stack>-PresetGroupNN-<random>`).
 async fn nested_stacks(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
-    let out = cfn.describe_stacks().send().await.unwrap();
-    let mut names: Vec<String> = out
-        .stacks()
+    let mut stacks = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = cfn
+            .describe_stacks()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .unwrap();
+        stacks.extend(out.stacks().iter().cloned());
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    let mut names: Vec<String> = stacks
         .iter()
+        .filter(|s| {
+            s.stack_status()
+                .is_some_and(|st| !st.as_str().starts_with("DELETE"))
+        })
         .filter_map(|s| s.stack_name())
-        .filter(|n| n.starts_with("PresetGroup"))
+        .filter(|n| n.starts_with(&format!("{STACK}-PresetGroup")))
         .map(str::to_owned)
         .collect();
     names.sort();
@@ -355,7 +372,7 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
     assert!(nested.len() > 40, "{nested:?}");
     assert!(
         all.contains(&format!("nested templates: {} group(s)", nested.len())),
-        "{all}"
+        "{nested:?}\n{all}"
     );
     assert!(!all.contains("already exists"), "{all}");
 
@@ -392,7 +409,12 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
         "nothing else in the core changes:\n{all}"
     );
     assert!(all.contains("stack ci: updated"), "{all}");
-    assert_eq!(nested_stacks(&cfn).await, nested);
+    // moto updates a nested stack by replacing it (a new generated name): at most the
+    // changed group's stack is new, every other one is the same stack as before.
+    let after = nested_stacks(&cfn).await;
+    assert_eq!(after.len(), nested.len());
+    let replaced = nested.iter().filter(|n| !after.contains(n)).count();
+    assert!(replaced <= 1, "{nested:?} -> {after:?}");
 
     // 6. Destroy with data: stack, bucket and secret gone.
     let (out, all) = r

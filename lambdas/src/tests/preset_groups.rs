@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::*;
-use crate::preset_init::{CfnRequest, apply_group, remove_group, respond};
+use crate::preset_init::{CfnRequest, PipelineArns, apply_group, remove_group, respond};
 
 fn arn(preset: &str) -> String {
     format!("arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/spot-runner-{preset}")
