@@ -136,7 +136,7 @@ fn every_edge_case_template_passes_cfn_lint_and_cfn_guard() {
         "ami.yaml",
         "name: custom\narchitecture: arm64\nbase_image: ami-0123456789abcdef0\nsetup_script: echo custom\n",
     )]);
-    let dirs = vec![
+    let dirs = [
         synth(&examples(), out.path(), "examples"),
         synth(one.path(), out.path(), "one"),
         synth(many.path(), out.path(), "many"),
@@ -409,9 +409,10 @@ fn guard_rules_reject_broken_templates() {
                 .remove("Architectures");
         }),
     ];
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = cases
+    type Boxed = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Boxed)> = cases
         .into_iter()
-        .map(|(r, b)| (r, Box::new(b) as Box<dyn Fn(&mut Value)>))
+        .map(|(r, b)| (r, Box::new(b) as Boxed))
         .chain([
             (
                 "preset_init_has_a_service_timeout",
@@ -420,7 +421,7 @@ fn guard_rules_reject_broken_templates() {
                         .as_object_mut()
                         .unwrap()
                         .remove("ServiceTimeout");
-                }) as Box<dyn Fn(&mut Value)>,
+                }) as Boxed,
             ),
             (
                 "nested_stacks_wait_for_the_event_rule",
