@@ -58,12 +58,14 @@ pub enum Command {
     },
     /// Print the JSON Schema of a preset file (for editors).
     Schema,
-    /// Render the CloudFormation template for a presets directory.
+    /// Render the CloudFormation templates for a presets directory: core.template.json
+    /// (or .yaml) and one presets-NN.template.json per nested stack of presets.
     Synth {
         #[arg(long, default_value = "presets")]
         presets: PathBuf,
-        /// Write here instead of standard output.
-        #[arg(long)]
+        /// The directory to write the templates to (created when absent; stale
+        /// presets-NN.template.json files in it are removed).
+        #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,

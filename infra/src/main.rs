@@ -49,22 +49,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let options = template::SynthOptions {
                 prefix: aws.prefix.clone(),
             };
-            let value = template::synth(&presets, &options)?;
-            let text = template::render(&value, format)?;
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, &text)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!(
-                        "wrote {} ({} preset{}, {} resources)",
-                        path.display(),
-                        presets.len(),
-                        if presets.len() == 1 { "" } else { "s" },
-                        value["Resources"].as_object().map_or(0, |r| r.len())
-                    );
-                }
-                None => print!("{text}"),
-            }
+            let synthesized = template::synth(&presets, &options)?;
+            let Some(dir) = out else {
+                anyhow::bail!(
+                    "kiln synth writes a core template and one nested template per group of presets: pass --out DIR"
+                );
+            };
+            let written = template::write_dir(&synthesized, format, &dir)
+                .with_context(|| format!("writing templates to {}", dir.display()))?;
+            eprintln!(
+                "wrote {} template(s) to {} ({} preset{}: core {} resources, {} nested stack(s))",
+                written.len(),
+                dir.display(),
+                presets.len(),
+                if presets.len() == 1 { "" } else { "s" },
+                synthesized.core["Resources"]
+                    .as_object()
+                    .map_or(0, |r| r.len()),
+                synthesized.groups.len(),
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { preset, wait } => {

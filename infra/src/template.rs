@@ -1,4 +1,7 @@
-//! `kiln synth`: the whole deployment as one CloudFormation template.
+//! `kiln synth`: the whole deployment as a core CloudFormation template (table, Lambdas,
+//! rules, topic, queue, roles, Function URL) plus one nested-stack template per group
+//! of presets (their image resources and their own preset-init custom resource; see
+//! [`groups`] for why a preset's group never changes).
 //!
 //! The template is assembled as untyped `serde_json::Value` trees (`json!` literals; the
 //! CloudFormation schema is not encoded in Rust types, cfn-lint and cfn-guard check it in
@@ -7,6 +10,8 @@
 //! Names that depend on the stack (prefix, region, account) are `Fn::Sub` expressions,
 //! never baked in, so one template deploys anywhere.
 
+use std::collections::BTreeMap;
+
 use kiln_shared::Preset;
 use serde_json::{Map, Value, json};
 
@@ -14,6 +19,7 @@ mod cfn;
 pub mod component;
 mod events;
 mod functions;
+pub mod groups;
 mod iam;
 mod ids;
 pub mod limits;
@@ -32,7 +38,9 @@ pub const TAG_PRESET: &str = "kiln:preset";
 pub const TAG_PREFIX: &str = "kiln:prefix";
 pub const TAG_ARCHITECTURE: &str = "kiln:architecture";
 pub const TAG_TEMPLATE: &str = "kiln:template";
-/// CloudFormation's hard limits we can hit with many presets.
+/// The core template's file name in `kiln synth --out DIR` (`.yaml` with `--format yaml`).
+pub const CORE_FILE: &str = "core.template";
+/// CloudFormation's hard limits (per template) we can hit with many presets.
 pub const MAX_RESOURCES: usize = 500;
 pub const MAX_TEMPLATE_BYTES: usize = 1_000_000;
 
@@ -70,13 +78,13 @@ pub enum SynthError {
     )]
     DuplicateLogicalId(String),
     #[error(
-        "the template would have {0} resources; CloudFormation allows at most {MAX_RESOURCES}: split the presets across stacks (different --prefix)"
+        "template {template} would have {count} resources; CloudFormation allows at most {MAX_RESOURCES} per template (shorten the presets of that group, or split them across deployments with a different --prefix)"
     )]
-    TooManyResources(usize),
+    TooManyResources { template: String, count: usize },
     #[error(
-        "the template is {0} bytes; CloudFormation accepts at most {MAX_TEMPLATE_BYTES}: split the presets across stacks"
+        "template {template} is {bytes} bytes; CloudFormation accepts at most {MAX_TEMPLATE_BYTES} per template (shorten the presets of that group: setup scripts can download larger scripts)"
     )]
-    TooLarge(usize),
+    TooLarge { template: String, bytes: usize },
 }
 
 /// Output format of `kiln synth`.
@@ -84,6 +92,15 @@ pub enum SynthError {
 pub enum Format {
     Json,
     Yaml,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Yaml => "yaml",
+        }
+    }
 }
 
 fn valid_prefix(prefix: &str) -> bool {
@@ -94,30 +111,87 @@ fn valid_prefix(prefix: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Renders the template for validated presets.
-pub fn synth(presets: &[Preset], opts: &SynthOptions) -> Result<Value, SynthError> {
+/// One group's nested stack.
+#[derive(Debug, Clone)]
+pub struct GroupTemplate {
+    /// The core's logical id of the nested stack (`PresetGroup07`).
+    pub id: String,
+    /// File and object name (`presets-07.template.json`).
+    pub file: String,
+    /// Where the core expects it in the artifacts bucket (`kiln/<sha256>/<file>`).
+    pub key: String,
+    pub presets: Vec<String>,
+    pub template: Value,
+    /// The template as uploaded (JSON); `key` is its hash.
+    pub text: String,
+}
+
+/// Everything `kiln synth` renders: the core and the groups (only non-empty ones, by
+/// bucket).
+#[derive(Debug, Clone)]
+pub struct Synthesized {
+    pub core: Value,
+    pub groups: Vec<GroupTemplate>,
+}
+
+/// Renders the templates for validated presets.
+pub fn synth(presets: &[Preset], opts: &SynthOptions) -> Result<Synthesized, SynthError> {
+    synth_with(presets, opts, &mut |_| ())
+}
+
+/// [`synth`], with `edit` applied to each group's template before it is hashed into the
+/// core's TemplateURL (a rehearsal leaves the custom resources out).
+pub fn synth_with(
+    presets: &[Preset],
+    opts: &SynthOptions,
+    edit: &mut dyn FnMut(&mut Value),
+) -> Result<Synthesized, SynthError> {
     if !valid_prefix(&opts.prefix) {
         return Err(SynthError::BadPrefix(opts.prefix.clone()));
     }
-    let ids = ids::LogicalIds::new(presets);
+    let mut buckets: BTreeMap<u32, Vec<&Preset>> = BTreeMap::new();
+    for p in presets {
+        buckets.entry(groups::bucket(&p.name)).or_default().push(p);
+    }
+    let mut rendered = Vec::new();
+    for (bucket, members) in buckets {
+        let mut template = cfn::sorted(groups::template(bucket, &members)?);
+        edit(&mut template);
+        let file = groups::file_name(bucket);
+        let text = render_named(&template, Format::Json, &file)?;
+        rendered.push(GroupTemplate {
+            id: groups::logical_id(bucket),
+            key: groups::content_key(&text, &file),
+            file,
+            presets: members.iter().map(|p| p.name.clone()).collect(),
+            template,
+            text,
+        });
+    }
+
     let mut resources = Map::new();
     stack::state_table(&mut resources);
     iam::build_instance_resources(&mut resources);
     functions::resources(&iam::scope(presets), &mut resources);
     functions::status_origin_url(&mut resources);
     events::resources(&mut resources);
-    for p in presets {
-        pipelines::resources(p, ids.stem(p), &mut resources)?;
+    for g in &rendered {
+        resources.insert(g.id.clone(), groups::nested_stack(&g.key));
     }
-    resources.insert("PresetInit".into(), stack::preset_init(presets, &ids));
     if resources.len() > MAX_RESOURCES {
-        return Err(SynthError::TooManyResources(resources.len()));
+        return Err(SynthError::TooManyResources {
+            template: CORE_FILE.into(),
+            count: resources.len(),
+        });
     }
+    let mut parameters = parameters::parameters(opts);
+    groups::build_network_parameters(&mut parameters);
 
     let template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": stack::description(presets),
-        "Parameters": parameters::parameters(opts),
+        "Parameters": parameters,
+        "Rules": groups::rules(),
         "Conditions": {
             "CreateStateTable": { "Fn::Equals": [reference("ExistingStateTable"), ""] },
             "HasFailureNotificationEmail": { "Fn::Not": [{ "Fn::Equals": [reference("FailureNotificationEmail"), ""] }] },
@@ -126,12 +200,19 @@ pub fn synth(presets: &[Preset], opts: &SynthOptions) -> Result<Value, SynthErro
         "Resources": resources,
         "Outputs": stack::outputs(),
     });
-    Ok(cfn::sorted(template))
+    Ok(Synthesized {
+        core: cfn::sorted(template),
+        groups: rendered,
+    })
 }
 
-/// The template as text, ending in a newline; fails when CloudFormation would refuse it
-/// for size.
+/// The core template as text, ending in a newline; fails when CloudFormation would
+/// refuse it for size.
 pub fn render(template: &Value, format: Format) -> Result<String, SynthError> {
+    render_named(template, format, CORE_FILE)
+}
+
+fn render_named(template: &Value, format: Format, name: &str) -> Result<String, SynthError> {
     let mut text = match format {
         Format::Json => serde_json::to_string_pretty(template).expect("template serialises"),
         Format::Yaml => serde_yaml::to_string(template).expect("template serialises"),
@@ -140,9 +221,51 @@ pub fn render(template: &Value, format: Format) -> Result<String, SynthError> {
         text.push('\n');
     }
     if text.len() > MAX_TEMPLATE_BYTES {
-        return Err(SynthError::TooLarge(text.len()));
+        return Err(SynthError::TooLarge {
+            template: name.to_owned(),
+            bytes: text.len(),
+        });
     }
     Ok(text)
+}
+
+/// Writes the core (`core.template.<format>`) and every group's template (always JSON,
+/// byte for byte what its key hashes) to `dir`, removing group files of groups that are
+/// gone; returns the paths written.
+pub fn write_dir(
+    synthesized: &Synthesized,
+    format: Format,
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, WriteError> {
+    let core = render(&synthesized.core, format)?;
+    std::fs::create_dir_all(dir)?;
+    let wanted: std::collections::BTreeSet<&str> =
+        synthesized.groups.iter().map(|g| g.file.as_str()).collect();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let is_group = name.starts_with("presets-") && name.ends_with(".template.json");
+        if is_group && !wanted.contains(name.as_str()) {
+            std::fs::remove_file(dir.join(&name))?;
+        }
+    }
+    let mut written = Vec::new();
+    let core_path = dir.join(format!("{CORE_FILE}.{}", format.extension()));
+    std::fs::write(&core_path, core)?;
+    written.push(core_path);
+    for g in &synthesized.groups {
+        let path = dir.join(&g.file);
+        std::fs::write(&path, &g.text)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Synth(#[from] SynthError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 #[cfg(test)]

@@ -13,7 +13,13 @@ use common::*;
 use kiln_infra::template::{self, SynthOptions};
 use serde_json::Value;
 
+/// The presets and the core template.
 fn example_template() -> (Vec<kiln_shared::Preset>, Value) {
+    let (presets, synthesized) = example_templates();
+    (presets, synthesized.core)
+}
+
+fn example_templates() -> (Vec<kiln_shared::Preset>, template::Synthesized) {
     let presets = kiln_infra::presets::load(&repo_root().join("presets")).unwrap();
     let t = template::synth(&presets, &SynthOptions::default()).unwrap();
     (presets, t)
@@ -54,54 +60,82 @@ fn resolve(value: &Value, t: &Value) -> String {
 
 #[test]
 fn preset_init_accepts_the_custom_resource_properties() {
-    let (presets, t) = example_template();
-    let resource = &t["Resources"]["PresetInit"];
-    assert_eq!(resource["Type"], "Custom::KilnPresets");
-    let props = &resource["Properties"];
-    // Every preset gets its own pipeline's ARN (which also orders the pipeline first).
-    let mut referenced = BTreeSet::new();
-    let mut pipelines = serde_json::Map::new();
-    for (name, arn) in props["Pipelines"].as_object().unwrap() {
-        let id = arn["Fn::GetAtt"][0].as_str().unwrap();
-        assert_eq!(arn["Fn::GetAtt"][1], "Arn", "{name}");
+    let (presets, synthesized) = example_templates();
+    let core = &synthesized.core;
+    let mut all_parsed = Vec::new();
+    let mut all_pipelines = Vec::new();
+    for group in &synthesized.groups {
+        let t = &group.template;
+        let resource = &t["Resources"]["PresetInit"];
+        assert_eq!(resource["Type"], "Custom::KilnPresets");
+        let props = &resource["Properties"];
+        // The core's preset-init function answers it, within its timeout.
+        assert_eq!(props["ServiceToken"]["Ref"], "PresetInitFunctionArn");
         assert_eq!(
-            t["Resources"][id]["Type"], "AWS::ImageBuilder::ImagePipeline",
-            "{name}"
+            core["Resources"][&group.id]["Properties"]["Parameters"]["PresetInitFunctionArn"]["Fn::GetAtt"]
+                [0],
+            "PresetInitFunction"
         );
-        let pipeline_name = &t["Resources"][id]["Properties"]["Name"]["Fn::Sub"];
-        assert_eq!(*pipeline_name, format!("${{Prefix}}-{name}"), "{name}");
-        referenced.insert(id.to_owned());
-        pipelines.insert(
-            name.clone(),
-            format!(
-                "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/spot-runner-{name}"
-            )
-            .into(),
+        assert_eq!(props["ServiceTimeout"], 300);
+        // Every preset gets its own pipeline's ARN (which also orders the pipeline first).
+        let mut referenced = BTreeSet::new();
+        let mut pipelines = serde_json::Map::new();
+        for (name, arn) in props["Pipelines"].as_object().unwrap() {
+            let id = arn["Fn::GetAtt"][0].as_str().unwrap();
+            assert_eq!(arn["Fn::GetAtt"][1], "Arn", "{name}");
+            assert_eq!(
+                t["Resources"][id]["Type"], "AWS::ImageBuilder::ImagePipeline",
+                "{name}"
+            );
+            let pipeline_name = &t["Resources"][id]["Properties"]["Name"]["Fn::Sub"];
+            assert_eq!(*pipeline_name, format!("${{Prefix}}-{name}"), "{name}");
+            referenced.insert(id.to_owned());
+            pipelines.insert(
+                name.clone(),
+                format!(
+                    "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/spot-runner-{name}"
+                )
+                .into(),
+            );
+        }
+        let group_pipelines: BTreeSet<String> = t["Resources"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::ImageBuilder::ImagePipeline")
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(referenced, group_pipelines);
+        // The group's Prefix is the core's.
+        assert_eq!(
+            core["Resources"][&group.id]["Properties"]["Parameters"]["Prefix"]["Ref"],
+            "Prefix"
         );
+        let resolved = serde_json::json!({
+            "Prefix": resolve(&props["Prefix"], core),
+            "Presets": props["Presets"],
+            "Pipelines": pipelines,
+        });
+        let parsed = kiln_lambdas::preset_init::parse_properties(&resolved, "spot-runner")
+            .expect("preset-init parses what synth renders");
+        assert_eq!(
+            parsed.presets.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            group.presets.iter().collect::<Vec<_>>()
+        );
+        all_parsed.extend(parsed.presets);
+        all_pipelines.extend(parsed.pipelines.into_keys());
     }
-    let all_pipelines: BTreeSet<String> = t["Resources"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"] == "AWS::ImageBuilder::ImagePipeline")
-        .map(|(id, _)| id.clone())
-        .collect();
-    assert_eq!(referenced, all_pipelines);
-    let resolved = serde_json::json!({
-        "Prefix": resolve(&props["Prefix"], &t),
-        "Presets": props["Presets"],
-        "Pipelines": pipelines,
-    });
-    let parsed = kiln_lambdas::preset_init::parse_properties(&resolved, "spot-runner")
-        .expect("preset-init parses what synth renders");
     let hashes = |ps: &[kiln_shared::Preset]| -> BTreeMap<String, String> {
         ps.iter()
             .map(|p| (p.name.clone(), p.content_hash()))
             .collect()
     };
-    assert_eq!(hashes(&parsed.presets), hashes(&presets));
+    // Every preset in exactly one group.
+    assert_eq!(all_parsed.len(), presets.len());
+    assert_eq!(hashes(&all_parsed), hashes(&presets));
+    all_pipelines.sort();
     assert_eq!(
-        parsed.pipelines.keys().collect::<Vec<_>>(),
+        all_pipelines.iter().collect::<Vec<_>>(),
         hashes(&presets).keys().collect::<Vec<_>>()
     );
 }

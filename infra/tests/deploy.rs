@@ -2,6 +2,8 @@
 //! CloudFormation, Secrets Manager, IAM, Lambda, DynamoDB, EventBridge, SNS, SQS, Logs),
 //! and `wrangler deploy --dry-run` on the real Worker bundle with the generated
 //! configuration. What moto does not implement is reported "not rehearsed" by type.
+//! moto creates the nested stacks of presets from their TemplateURL in its S3, so the
+//! content-addressed upload and the core's URLs are rehearsed for real.
 
 mod common;
 
@@ -118,6 +120,48 @@ impl Rehearsal {
     }
 }
 
+/// The live nested stacks of presets moto holds (`<stack>-PresetGroupNN-<random>`).
+async fn nested_stacks(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
+    let mut stacks = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = cfn
+            .describe_stacks()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .unwrap();
+        stacks.extend(out.stacks().iter().cloned());
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    let mut names: Vec<String> = stacks
+        .iter()
+        .filter(|s| {
+            s.stack_status()
+                .is_some_and(|st| !st.as_str().starts_with("DELETE"))
+        })
+        .filter_map(|s| s.stack_name())
+        .filter(|n| n.starts_with(&format!("{STACK}-PresetGroup")))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The change set lines of a deploy's output that name a resource type.
+fn change_lines<'a>(all: &'a str, ty: &str) -> Vec<&'a str> {
+    all.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            (t.starts_with("Add ") || t.starts_with("Modify ") || t.starts_with("Remove "))
+                && l.contains(ty)
+        })
+        .collect()
+}
+
 async fn stack_status(cfn: &aws_sdk_cloudformation::Client) -> Option<String> {
     let out = cfn.describe_stacks().stack_name(STACK).send().await.ok()?;
     out.stacks()[0]
@@ -190,7 +234,9 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
         "not rehearsed: AWS::Lambda::EventInvokeConfig (2)",
         "not rehearsed: AWS::ImageBuilder::Component",
         "not rehearsed: AWS::Lambda::Url (1): StatusOriginUrl",
-        "not rehearsed: Custom::KilnPresets (1): PresetInit",
+        "not rehearsed: Custom::KilnPresets (",
+        ".PresetInit",
+        "nested templates: ",
         "wrangler deploy --dry-run passed",
     ] {
         assert!(all.contains(line), "missing {line:?}:\n{all}");
@@ -209,6 +255,20 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
     assert!(
         !all.contains("not rehearsed: AWS::Lambda::Function"),
         "{all}"
+    );
+    // The nested stacks were created from the uploaded templates.
+    assert!(
+        !all.contains("not rehearsed: AWS::CloudFormation::Stack"),
+        "{all}"
+    );
+    let first_nested = nested_stacks(&cfn).await;
+    assert!(
+        (1..=2).contains(&first_nested.len()),
+        "{first_nested:?}\n{all}"
+    );
+    assert!(
+        all.contains("presets-"),
+        "nested templates uploaded:\n{all}"
     );
 
     // Read raw: the SDK refuses moto's GetBucketVersioning answer (wrong XML root).
@@ -302,7 +362,8 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
     let secrets = sm.list_secrets().send().await.unwrap();
     assert_eq!(secrets.secret_list().len(), 1);
 
-    // 3. A changed setup script: new component versions, an update, no "already exists".
+    // 3. A changed setup script: new component versions (in its nested template), an
+    //    update, no "already exists".
     let changed = preset_yaml("linux-b", "").replace(
         "apt-get install -y docker.io",
         "apt-get install -y docker.io git",
@@ -311,9 +372,10 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
     let (out, all) = r.deploy().await;
     assert!(out.status.success(), "{}", describe(&out));
     assert!(all.contains("stack ci: updated"), "{all}");
-    assert!(
-        all.contains("AWS::ImageBuilder::Component"),
-        "the change set shows the new component:\n{all}"
+    assert_eq!(
+        change_lines(&all, "AWS::CloudFormation::Stack").len(),
+        1,
+        "the change set shows the changed group's nested stack:\n{all}"
     );
     assert!(!all.contains("already exists"), "{all}");
     assert_eq!(stack_status(&cfn).await.as_deref(), Some("UPDATE_COMPLETE"));
@@ -322,7 +384,74 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
         "unchanged code is not uploaded again:\n{all}"
     );
 
-    // 4. Destroy with data: stack, bucket and secret gone.
+    // 4. 300 presets in one deployment: the two above plus 298, over many nested stacks.
+    for i in 0..298 {
+        std::fs::write(
+            r.presets.path().join(format!("m{i:03}.yaml")),
+            preset_yaml(&format!("many-{i:03}"), ""),
+        )
+        .unwrap();
+    }
+    let (out, all) = r.deploy().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(all.contains("stack ci: updated"), "{all}");
+    assert!(
+        all.contains("not rehearsed: AWS::ImageBuilder::ImagePipeline (300)"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("not rehearsed: AWS::CloudFormation::Stack"),
+        "{all}"
+    );
+    let nested = nested_stacks(&cfn).await;
+    assert!(nested.len() > 40, "{nested:?}");
+    assert!(
+        all.contains(&format!("nested templates: {} group(s)", nested.len())),
+        "{nested:?}\n{all}"
+    );
+    assert!(!all.contains("already exists"), "{all}");
+
+    // 5. One preset's setup script changes: one nested template, one new URL, one
+    //    nested stack in the change set.
+    let changed = preset_yaml("many-123", "").replace(
+        "apt-get install -y docker.io",
+        "apt-get install -y docker.io curl",
+    );
+    std::fs::write(r.presets.path().join("m123.yaml"), changed).unwrap();
+    let (out, all) = r.deploy().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        all.contains(&format!(
+            "nested templates: {} group(s), 1 new, {} unchanged",
+            nested.len(),
+            nested.len() - 1
+        )),
+        "{all}"
+    );
+    assert_eq!(
+        all.lines()
+            .filter(|l| l.contains("uploaded s3://") && l.contains(".template.json"))
+            .count(),
+        1,
+        "only the changed group's template:\n{all}"
+    );
+    let stacks = change_lines(&all, "AWS::CloudFormation::Stack");
+    assert_eq!(stacks.len(), 1, "{stacks:?}\n{all}");
+    assert!(stacks[0].contains("Modify"), "{stacks:?}");
+    assert_eq!(
+        change_lines(&all, "AWS::").len(),
+        1,
+        "nothing else in the core changes:\n{all}"
+    );
+    assert!(all.contains("stack ci: updated"), "{all}");
+    // moto updates a nested stack by replacing it (a new generated name): at most the
+    // changed group's stack is new, every other one is the same stack as before.
+    let after = nested_stacks(&cfn).await;
+    assert_eq!(after.len(), nested.len());
+    let replaced = nested.iter().filter(|n| !after.contains(n)).count();
+    assert!(replaced <= 1, "{nested:?} -> {after:?}");
+
+    // 6. Destroy with data: stack, bucket and secret gone.
     let (out, all) = r
         .kiln(&[
             "destroy",

@@ -8,21 +8,39 @@
 //! AMI record and SSM placeholders only where absent, settings refresh and a pipeline
 //! execution (not awaited) when the content hash changed, and the PRESET item last —
 //! it is the "applied" marker, so a failure part way is redone by the next deploy.
-//! The handler always answers the pre-signed `ResponseURL`, SUCCESS or FAILED.
+//! The handler always answers the pre-signed `ResponseURL`, SUCCESS or FAILED, with a
+//! `Data` of counts only (CloudFormation refuses answers over 4,096 bytes).
+//!
+//! Each nested stack of presets has its own custom resource (property `Group`) carrying
+//! only its presets, so a group never touches another group's PRESET items:
+//! - Create applies the group's presets and removes nothing;
+//! - Update applies the new presets and removes those of `OldResourceProperties` no
+//!   longer in the group (a rollback is an Update back to the old list, the same way);
+//! - Delete (the group's nested stack goes: its last preset was removed, or the whole
+//!   deployment is destroyed) removes the PRESET items of the group's presets.
+//!   Without `Group` (a single-stack template of an older kiln) Delete removes nothing.
+//!
+//! Removal deletes only the PRESET item: AMI records, build history and runner
+//! configs stay.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kiln_shared::Preset;
 use kiln_shared::runner_config::{self, ConfigError};
 use kiln_shared::state::AmiRecord;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::Deps;
 use kiln_aws::AwsError;
 use kiln_aws::store::PresetItem;
+
+mod custom_resource;
+
+pub use custom_resource::{
+    CfnRequest, CfnResponse, CustomResourceError, handle_custom_resource, respond, summary,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -38,16 +56,7 @@ pub enum InitError {
     TimedOut,
 }
 
-/// Errors of the handler itself (as opposed to the deploy it reports on).
-#[derive(Debug, thiserror::Error)]
-pub enum CustomResourceError {
-    #[error("not a CloudFormation custom resource event: {0}")]
-    BadEvent(String),
-    #[error("could not deliver the response to CloudFormation: {0}")]
-    Respond(String),
-}
-
-/// What applying presets did (also returned to CloudFormation as `Data`).
+/// What applying presets did (CloudFormation gets its counts: [`summary`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ApplyReport {
@@ -107,12 +116,62 @@ fn validate(presets: &[Preset], pipelines: &PipelineArns) -> Result<(), InitErro
     Ok(())
 }
 
-/// Applies presets (library entry point; `kiln dev` calls it directly) whose pipelines
-/// have the given ARNs.
+/// Which existing PRESET items a run may remove.
+#[derive(Debug, Clone, Copy)]
+pub enum Removal<'a> {
+    /// Every one not applied: all presets of the deployment are applied at once
+    /// (`kiln dev`).
+    AllOthers,
+    /// Only these, when not applied: the group's presets before this run.
+    Only(&'a BTreeSet<String>),
+}
+
+/// Applies all presets of a deployment at once (library entry point; `kiln dev` calls
+/// it directly) whose pipelines have the given ARNs; removes every other PRESET item.
 pub async fn apply_presets(
     deps: &Deps,
     presets: &[Preset],
     pipelines: &PipelineArns,
+    now: DateTime<Utc>,
+) -> Result<ApplyReport, InitError> {
+    apply(deps, presets, pipelines, Removal::AllOthers, now).await
+}
+
+/// Applies one group's presets; of the PRESET items, removes only those of `previous`
+/// (the group's presets before) that are no longer in it.
+pub async fn apply_group(
+    deps: &Deps,
+    presets: &[Preset],
+    pipelines: &PipelineArns,
+    previous: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Result<ApplyReport, InitError> {
+    apply(deps, presets, pipelines, Removal::Only(previous), now).await
+}
+
+/// Removes the PRESET items of a group that is gone (its nested stack is deleted).
+pub async fn remove_group(deps: &Deps, names: &BTreeSet<String>) -> Result<ApplyReport, InitError> {
+    let existing: BTreeSet<String> = deps
+        .store
+        .list_presets()
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let mut report = ApplyReport::default();
+    for name in names.intersection(&existing) {
+        deps.store.delete_preset(name).await?;
+        report.removed.push(name.clone());
+    }
+    tracing::info!(removed = report.removed.len(), "group removed");
+    Ok(report)
+}
+
+async fn apply(
+    deps: &Deps,
+    presets: &[Preset],
+    pipelines: &PipelineArns,
+    removal: Removal<'_>,
     now: DateTime<Utc>,
 ) -> Result<ApplyReport, InitError> {
     validate(presets, pipelines)?;
@@ -198,7 +257,14 @@ pub async fn apply_presets(
         list.push(item.name.clone());
     }
     let wanted: BTreeSet<&str> = presets.iter().map(|p| p.name.as_str()).collect();
-    for name in existing.keys().filter(|n| !wanted.contains(n.as_str())) {
+    let removable = |n: &str| match removal {
+        Removal::AllOthers => true,
+        Removal::Only(previous) => previous.contains(n),
+    };
+    for name in existing
+        .keys()
+        .filter(|n| !wanted.contains(n.as_str()) && removable(n))
+    {
         // Records, history and configs are kept; the preset just stops being listed.
         deps.store.delete_preset(name).await?;
         report.removed.push(name.clone());
@@ -211,35 +277,6 @@ pub async fn apply_presets(
         "presets applied"
     );
     Ok(report)
-}
-
-/// The parts of a CloudFormation custom resource request kiln reads.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CfnRequest {
-    pub request_type: String,
-    #[serde(rename = "ResponseURL")]
-    pub response_url: String,
-    pub stack_id: String,
-    pub request_id: String,
-    pub logical_resource_id: String,
-    #[serde(default)]
-    pub physical_resource_id: Option<String>,
-    #[serde(default)]
-    pub resource_properties: Value,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct CfnResponse {
-    pub status: String,
-    pub reason: String,
-    pub physical_resource_id: String,
-    pub stack_id: String,
-    pub request_id: String,
-    pub logical_resource_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
 }
 
 /// `Presets` (JSON text or array), `Pipelines` and `Prefix` from ResourceProperties.
@@ -269,104 +306,4 @@ pub fn parse_properties(props: &Value, expected_prefix: &str) -> Result<InitProp
         })?,
     };
     Ok(InitProperties { presets, pipelines })
-}
-
-/// Handles one custom resource event and answers CloudFormation. `budget` bounds the
-/// work so the answer goes out before Lambda's own timeout. `Err` only when no answer
-/// could be delivered (or the event has no ResponseURL).
-pub async fn handle_custom_resource(
-    deps: &Deps,
-    http: &reqwest::Client,
-    event: Value,
-    budget: Duration,
-) -> Result<CfnResponse, CustomResourceError> {
-    let req: CfnRequest =
-        serde_json::from_value(event).map_err(|e| CustomResourceError::BadEvent(e.to_string()))?;
-    let physical = req
-        .physical_resource_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-presets", deps.config.prefix));
-    tracing::info!(
-        request_type = req.request_type,
-        stack = req.stack_id,
-        "custom resource request"
-    );
-    let result: Result<Option<ApplyReport>, InitError> = match req.request_type.as_str() {
-        // Delete retains every record, config and history item.
-        "Delete" => Ok(None),
-        "Create" | "Update" => {
-            let work = async {
-                let props = parse_properties(&req.resource_properties, &deps.config.prefix)?;
-                apply_presets(deps, &props.presets, &props.pipelines, Utc::now())
-                    .await
-                    .map(Some)
-            };
-            match tokio::time::timeout(budget, work).await {
-                Ok(r) => r,
-                Err(_) => Err(InitError::TimedOut),
-            }
-        }
-        other => Err(InitError::Invalid(format!("unknown RequestType '{other}'"))),
-    };
-    let (status, reason, data) = match result {
-        Ok(report) => (
-            "SUCCESS",
-            format!("{} done", req.request_type),
-            report.map(|r| serde_json::to_value(r).expect("report serialises")),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "custom resource failed");
-            ("FAILED", truncate(&e.to_string(), 1000), None)
-        }
-    };
-    let response = CfnResponse {
-        status: status.into(),
-        reason,
-        physical_resource_id: physical,
-        stack_id: req.stack_id.clone(),
-        request_id: req.request_id.clone(),
-        logical_resource_id: req.logical_resource_id.clone(),
-        data,
-    };
-    send_response(http, &req.response_url, &response).await?;
-    Ok(response)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-/// PUTs the answer to the pre-signed URL; a few attempts, because a lost answer leaves
-/// the stack waiting for an hour.
-async fn send_response(
-    http: &reqwest::Client,
-    url: &str,
-    response: &CfnResponse,
-) -> Result<(), CustomResourceError> {
-    let body = serde_json::to_string(response).expect("response serialises");
-    let mut last = String::new();
-    for attempt in 0..3u32 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
-        }
-        // Pre-signed S3 URLs are signed without a content type: send none.
-        match http.put(url).body(body.clone()).send().await {
-            Ok(r) if r.status().is_success() => {
-                tracing::info!(status = response.status, "answered CloudFormation");
-                return Ok(());
-            }
-            Ok(r) => last = format!("ResponseURL answered {}", r.status()),
-            // The URL is pre-signed: whoever reads it can answer for this stack.
-            Err(e) => last = e.without_url().to_string(),
-        }
-        tracing::warn!(attempt, error = last, "answering CloudFormation failed");
-    }
-    Err(CustomResourceError::Respond(last))
 }

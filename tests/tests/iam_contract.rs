@@ -386,7 +386,9 @@ fn required_beside(function: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn every_role_grants_exactly_what_its_function_calls() {
     let presets = repo_presets();
-    let template = kiln_infra::template::synth(&presets, &Default::default()).unwrap();
+    let template = kiln_infra::template::synth(&presets, &Default::default())
+        .unwrap()
+        .core;
     let grants = granted(&template);
     let called: BTreeMap<&str, BTreeSet<String>> = BTreeMap::from([
         ("ami-update", ami_update_actions(&presets).await),

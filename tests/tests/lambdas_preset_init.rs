@@ -78,12 +78,16 @@ async fn custom_resource_create_update_delete_always_answer() {
     .unwrap();
     assert_eq!(r.status, "SUCCESS", "{}", r.reason);
     assert_eq!(r.physical_resource_id, "spot-runner-presets");
+    // Counts only: the answer must stay under CloudFormation's 4,096 bytes.
     let data = r.data.clone().unwrap();
-    assert_eq!(data["Created"], json!([X64]));
-    let image = data["Started"][X64].as_str().unwrap().to_owned();
+    assert_eq!(data["Created"], 1);
+    assert_eq!(data["Started"], 1);
+    let images = w.ib.images();
+    assert_eq!(images.len(), 1, "execution started on Image Builder");
     assert!(
-        w.ib.image(&image).is_some(),
-        "execution started on Image Builder"
+        images[0].pipeline_name.ends_with(X64),
+        "{}",
+        images[0].pipeline_name
     );
     let rec = w.record(X64).await;
     assert_eq!(
@@ -120,7 +124,7 @@ async fn custom_resource_create_update_delete_always_answer() {
     .await
     .unwrap();
     assert_eq!(same.status, "SUCCESS");
-    assert_eq!(same.data.clone().unwrap()["Started"], json!({}));
+    assert_eq!(same.data.clone().unwrap()["Started"], 0);
 
     // Update with a changed x64 and a new arm64 (as a JSON array this time).
     let mut changed = all.clone();
@@ -140,9 +144,9 @@ async fn custom_resource_create_update_delete_always_answer() {
     .unwrap();
     assert_eq!(upd.status, "SUCCESS", "{}", upd.reason);
     let data = upd.data.clone().unwrap();
-    assert_eq!(data["Changed"], json!([X64]));
-    assert_eq!(data["Created"], json!([ARM64]));
-    assert_eq!(data["Started"].as_object().unwrap().len(), 2);
+    assert_eq!(data["Changed"], 1);
+    assert_eq!(data["Created"], 1);
+    assert_eq!(data["Started"], 2);
     let east = w.config(REGION, X64).await.unwrap();
     assert_eq!(
         east["labels"],

@@ -25,23 +25,30 @@ pub async fn deploy(
         presets.len(),
         opts.presets.display()
     ));
-    let template_value = template::synth(
+    // A rehearsal leaves each group's custom resource out (before the group is hashed
+    // into the core's TemplateURL) and keeps the original to report it not rehearsed.
+    let mut originals: Vec<serde_json::Value> = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
+    let synthesized = template::synth_with(
         &presets,
         &SynthOptions {
             prefix: opts.prefix.clone(),
         },
+        &mut |t| {
+            if opts.rehearsal {
+                originals.push(t.clone());
+                left_out.extend(stack::without_custom_resources(t));
+            }
+        },
     )?;
-    let body = if opts.rehearsal {
-        let mut sent = template_value.clone();
-        for id in stack::without_custom_resources(&mut sent) {
-            progress(&format!(
-                "rehearsal: {id} (a custom resource) left out of the template: an emulator without Docker never runs its function"
-            ));
-        }
-        template::render(&sent, Format::Json)?
-    } else {
-        template::render(&template_value, Format::Json)?
-    };
+    if !left_out.is_empty() {
+        progress(&format!(
+            "rehearsal: {} custom resource(s) ({}) left out of the nested templates: an emulator without Docker never runs their function",
+            left_out.len(),
+            left_out.first().map(String::as_str).unwrap_or_default()
+        ));
+    }
+    let body = template::render(&synthesized.core, Format::Json)?;
 
     let artifacts = code::collect(&opts.code, progress)?;
     if clients
@@ -65,6 +72,31 @@ pub async fn deploy(
             progress(&format!("uploaded s3://{}/{}", opts.bucket, a.key));
         }
     }
+    let mut nested_uploaded = 0;
+    for g in &synthesized.groups {
+        if clients
+            .artifacts
+            .put_if_absent(&opts.bucket, &g.key, g.text.clone().into_bytes())
+            .await?
+        {
+            nested_uploaded += 1;
+            progress(&format!(
+                "uploaded s3://{}/{} ({}: {} preset(s))",
+                opts.bucket,
+                g.key,
+                g.id,
+                g.presets.len()
+            ));
+        }
+    }
+    progress(&format!(
+        "nested templates: {} group(s), {} new, {} unchanged",
+        synthesized.groups.len(),
+        nested_uploaded,
+        synthesized.groups.len() - nested_uploaded
+    ));
+    uploaded += nested_uploaded;
+
     let source = if body.len() > MAX_INLINE_TEMPLATE {
         let key = code::content_key(body.as_bytes(), "template.json");
         if clients
@@ -215,20 +247,18 @@ pub async fn deploy(
 
     let mut not_rehearsed = BTreeMap::new();
     if opts.rehearsal && outcome != StackOutcome::Planned {
-        let created: HashSet<String> = clients
-            .stacks
-            .resources(&opts.stack)
-            .await?
-            .into_iter()
-            .map(|r| r.logical_id)
-            .filter(|id| !id.is_empty())
-            .collect();
-        not_rehearsed = stack::not_rehearsed(&template_value, &created);
+        not_rehearsed = stack::not_rehearsed_all(
+            clients.stacks.as_ref(),
+            &opts.stack,
+            &synthesized,
+            &originals,
+        )
+        .await?;
         for (ty, ids) in &not_rehearsed {
             progress(&format!(
                 "not rehearsed: {ty} ({}): {}",
                 ids.len(),
-                ids.join(", ")
+                stack::abbreviate(ids, 6)
             ));
         }
     }

@@ -218,7 +218,9 @@ mod tests {
     fn every_parameter_deploy_sets_is_in_the_template() {
         let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../presets"));
         let presets = crate::presets::load(dir).unwrap();
-        let t = template::synth(&presets, &SynthOptions::default()).unwrap();
+        let t = template::synth(&presets, &SynthOptions::default())
+            .unwrap()
+            .core;
         for p in ["Prefix", "CodeBucket", "EdgeUrl", "EdgeSecretArn"]
             .into_iter()
             .chain(code::FUNCTIONS.iter().map(|(p, _)| *p))

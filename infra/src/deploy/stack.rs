@@ -8,6 +8,7 @@ use kiln_aws::cfn::{ChangeSetRequest, ResourceChange, StackEvent, StackInfo, Sta
 use serde_json::Value;
 
 use super::DeployError;
+use crate::template::Synthesized;
 
 /// How long CloudFormation may take to compute a change set or finish a stack operation.
 const CHANGE_SET_TIMEOUT: Duration = Duration::from_secs(600);
@@ -230,6 +231,54 @@ pub fn not_rehearsed(template: &Value, created: &HashSet<String>) -> BTreeMap<St
         }
     }
     out
+}
+
+/// What the emulators did not create, over the core and every nested stack (ids of a
+/// group's resources as `PresetGroupNN.<id>`). `originals` are the group templates as
+/// synthesized, before the rehearsal left their custom resources out.
+pub async fn not_rehearsed_all(
+    stacks: &dyn Stacks,
+    core_stack: &str,
+    synthesized: &Synthesized,
+    originals: &[Value],
+) -> Result<BTreeMap<String, Vec<String>>, DeployError> {
+    let core_resources = stacks.resources(core_stack).await?;
+    let created: HashSet<String> = core_resources
+        .iter()
+        .map(|r| r.logical_id.clone())
+        .filter(|id| !id.is_empty())
+        .collect();
+    let mut out = not_rehearsed(&synthesized.core, &created);
+    for (g, original) in synthesized.groups.iter().zip(originals) {
+        let nested = core_resources
+            .iter()
+            .find(|r| r.logical_id == g.id && !r.physical_id.is_empty());
+        let created: HashSet<String> = match nested {
+            Some(r) => stacks
+                .resources(&r.physical_id)
+                .await?
+                .into_iter()
+                .map(|r| r.logical_id)
+                .filter(|id| !id.is_empty())
+                .collect(),
+            None => HashSet::new(),
+        };
+        for (ty, ids) in not_rehearsed(original, &created) {
+            out.entry(ty)
+                .or_default()
+                .extend(ids.into_iter().map(|id| format!("{}.{id}", g.id)));
+        }
+    }
+    Ok(out)
+}
+
+/// At most `max` ids, then how many more.
+pub fn abbreviate(ids: &[String], max: usize) -> String {
+    let mut text = ids.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
+    if ids.len() > max {
+        text.push_str(&format!(", … ({} more)", ids.len() - max));
+    }
+    text
 }
 
 /// The template an emulator can run: without `Custom::` resources, whose functions an

@@ -39,25 +39,18 @@ pub(super) fn scope(presets: &[Preset]) -> Scope {
             state_table_arn(&format!("/index/{RECORD_TYPE_INDEX}")),
         ],
         parameters,
-        pipelines: presets
-            .iter()
-            .map(|p| {
-                sub(format!(
-                    "arn:${{AWS::Partition}}:imagebuilder:${{AWS::Region}}:${{AWS::AccountId}}:image-pipeline/${{Prefix}}-{}",
-                    p.name
-                ))
-            })
-            .collect(),
+        // `<prefix>-*`, not one ARN per preset: a role's inline policies may hold
+        // 10,240 characters, which 1,000 presets' ARNs would overflow, and a core role
+        // listing presets would change with every preset added. Names under the prefix
+        // are this deployment's (a prefix that extends ours is another's: see
+        // ARCHITECTURE.md).
+        pipelines: vec![sub(
+            "arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:image-pipeline/${Prefix}-*",
+        )],
         // Image ARNs carry the recipe name, which is the pipeline name.
-        images: presets
-            .iter()
-            .map(|p| {
-                sub(format!(
-                    "arn:${{AWS::Partition}}:imagebuilder:${{AWS::Region}}:${{AWS::AccountId}}:image/${{Prefix}}-{}/*",
-                    p.name
-                ))
-            })
-            .collect(),
+        images: vec![sub(
+            "arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:image/${Prefix}-*",
+        )],
     }
 }
 

@@ -1,7 +1,8 @@
 //! Everything `synth` or AWS would refuse, as problems of the preset files: `kiln
 //! validate` runs this (through `presets::load`), so a directory that validates always
-//! synthesises, and the stack fits CloudFormation's and Image Builder's limits. The SSM
-//! parameter size is checked in `kiln_shared::preset` (it needs no template).
+//! synthesises, and every template (core and each nested one) fits CloudFormation's
+//! and Image Builder's limits. The SSM parameter size is checked in
+//! `kiln_shared::preset` (it needs no template).
 
 use kiln_shared::Preset;
 use kiln_shared::preset::{PresetError, PresetErrors};
@@ -44,9 +45,11 @@ pub fn check(presets: &[Preset], location: &str) -> Result<(), PresetErrors> {
         let longest = SynthOptions {
             prefix: format!("p{}", "-".repeat(29)),
         };
+        // Every template: each group is checked as synth renders it; the core in both
+        // formats.
         let rendered = synth(presets, &longest).and_then(|t| {
-            render(&t, Format::Json)?;
-            render(&t, Format::Yaml)
+            render(&t.core, Format::Json)?;
+            render(&t.core, Format::Yaml)
         });
         if let Err(e) = rendered {
             problems.push(PresetError {

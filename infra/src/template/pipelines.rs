@@ -47,6 +47,18 @@ fn rendered_version<'a>(rendered: impl Iterator<Item = &'a Value>) -> String {
     format!("1.0.{n}")
 }
 
+const HAS_BUILD_SUBNET: &str = "HasBuildSubnet";
+const HAS_BUILD_SECURITY_GROUPS: &str = "HasBuildSecurityGroups";
+
+/// The conditions the infrastructure configurations use (parameters `BuildSubnetId`
+/// and `BuildSecurityGroupIds`, empty when unset).
+pub(super) fn conditions() -> Value {
+    json!({
+        HAS_BUILD_SUBNET: { "Fn::Not": [{ "Fn::Equals": [reference("BuildSubnetId"), ""] }] },
+        HAS_BUILD_SECURITY_GROUPS: { "Fn::Not": [{ "Fn::Equals": [reference("BuildSecurityGroupIds"), ""] }] },
+    })
+}
+
 pub(super) fn resources(
     p: &Preset,
     stem: &str,
@@ -130,6 +142,17 @@ pub(super) fn resources(
                 "TerminateInstanceOnFailure": true,
                 // IMDSv2 only; hop limit 2 so containers on the build host reach it.
                 "InstanceMetadataOptions": { "HttpTokens": "required", "HttpPutResponseHopLimit": 2 },
+                // The deployment's own network when given; else the default VPC.
+                "SubnetId": {
+                    "Fn::If": [HAS_BUILD_SUBNET, reference("BuildSubnetId"), reference("AWS::NoValue")],
+                },
+                "SecurityGroupIds": {
+                    "Fn::If": [
+                        HAS_BUILD_SECURITY_GROUPS,
+                        { "Fn::Split": [",", reference("BuildSecurityGroupIds")] },
+                        reference("AWS::NoValue"),
+                    ],
+                },
                 "ResourceTags": tags,
                 "Tags": tags,
             },

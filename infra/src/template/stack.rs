@@ -1,13 +1,11 @@
-//! Stack-wide pieces: the state table, the preset-init custom resource, the outputs and
-//! the description.
+//! Stack-wide pieces: the state table, the presets as preset-init reads them, the
+//! outputs and the description.
 
 use kiln_shared::Preset;
 use serde_json::{Map, Value, json};
 
 use super::RECORD_TYPE_INDEX;
 use super::cfn::{get_att, reference, state_table_name, sub};
-use super::functions::PRESET_INIT;
-use super::ids::LogicalIds;
 
 /// The DynamoDB table every function reads and writes.
 pub(super) fn state_table(resources: &mut Map<String, Value>) {
@@ -59,28 +57,6 @@ pub fn presets_property(presets: &[Preset]) -> String {
         })
         .collect();
     serde_json::to_string(&portable).expect("presets serialise")
-}
-
-/// The custom resource that applies the presets at deploy time.
-pub(super) fn preset_init(presets: &[Preset], ids: &LogicalIds) -> Value {
-    // Each pipeline's ARN, so no kiln role needs ListImagePipelines (which cannot be
-    // scoped to resources). The GetAtt also orders the pipelines before preset-init
-    // starts their first builds.
-    let pipelines: Map<String, Value> = presets
-        .iter()
-        .map(|p| (p.name.clone(), get_att(&ids.pipeline(p), "Arn")))
-        .collect();
-    json!({
-        "Type": "Custom::KilnPresets",
-        // Ordered after the table through the function's KILN_TABLE (a DependsOn on a
-        // conditional resource would not validate when the table is adopted).
-        "Properties": {
-            "ServiceToken": get_att(&PRESET_INIT.resource(), "Arn"),
-            "Prefix": reference("Prefix"),
-            "Presets": presets_property(presets),
-            "Pipelines": pipelines,
-        },
-    })
 }
 
 pub(super) fn outputs() -> Value {

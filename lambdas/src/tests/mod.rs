@@ -5,6 +5,7 @@
 mod ami_update;
 mod event_guard;
 mod origin_signing;
+mod preset_groups;
 mod preset_init;
 mod reconcile;
 mod status;
