@@ -97,6 +97,19 @@ impl Rehearsal {
         (out, all)
     }
 
+    async fn destroy(&self, extra: &[&str]) -> (std::process::Output, String) {
+        let mut args = vec![
+            "destroy",
+            "--stack",
+            STACK,
+            "--rehearsal",
+            "--poll",
+            "200ms",
+        ];
+        args.extend_from_slice(extra);
+        self.kiln(&args).await
+    }
+
     async fn deploy(&self) -> (std::process::Output, String) {
         let presets = self.presets.path().to_string_lossy().into_owned();
         let zips = self.zips.path().to_string_lossy().into_owned();
@@ -452,17 +465,7 @@ async fn deploy_is_rehearsed_against_moto_and_wrangler_dry_run() {
     assert!(replaced <= 1, "{nested:?} -> {after:?}");
 
     // 6. Destroy with data: stack, bucket and secret gone.
-    let (out, all) = r
-        .kiln(&[
-            "destroy",
-            "--stack",
-            STACK,
-            "--rehearsal",
-            "--delete-data",
-            "--poll",
-            "200ms",
-        ])
-        .await;
+    let (out, all) = r.destroy(&["--delete-data"]).await;
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
         all.contains("stack ci deleted") && all.contains("not rehearsed: wrangler delete ci-edge"),
@@ -543,40 +546,11 @@ async fn a_failed_first_create_is_retried_and_a_kept_table_is_adopted() {
 
     // 3. The stack gone, its table kept (as `kiln destroy` leaves it on AWS; moto only
     //    keeps `Retain`, so the kept table is put back by hand) with a record in it.
-    let (out, all) = r
-        .kiln(&[
-            "destroy",
-            "--stack",
-            STACK,
-            "--rehearsal",
-            "--poll",
-            "200ms",
-        ])
-        .await;
+    let (out, all) = r.destroy(&[]).await;
     assert!(out.status.success(), "{}", describe(&out));
     assert!(all.contains("the next deploy adopts it"), "{all}");
     if !table_exists().await {
-        use aws_sdk_dynamodb::types::*;
-        ddb.create_table()
-            .table_name(table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("jobId")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("jobId")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        kiln_aws::store::create_table(&ddb, table).await.unwrap();
     }
     ddb.put_item()
         .table_name(table)
@@ -630,17 +604,7 @@ async fn a_failed_first_create_is_retried_and_a_kept_table_is_adopted() {
     assert!(all.contains("stack ci: nothing to change"), "{all}");
 
     // 5. Destroy with the data: the table goes too.
-    let (out, all) = r
-        .kiln(&[
-            "destroy",
-            "--stack",
-            STACK,
-            "--rehearsal",
-            "--delete-data",
-            "--poll",
-            "200ms",
-        ])
-        .await;
+    let (out, all) = r.destroy(&["--delete-data"]).await;
     assert!(out.status.success(), "{}", describe(&out));
     assert!(all.contains("table spot-runner-state deleted"), "{all}");
     assert!(!table_exists().await);

@@ -29,7 +29,8 @@ pub const SERVICE_TIMEOUT_SECS: u32 = 300;
 /// the stack takes preset-init's ARN, and that function's `KILN_TABLE` refers to the
 /// table (a `DependsOn` on the conditional `StateTable` would not validate when a kept
 /// table is adopted).
-pub(super) const NESTED_DEPENDS_ON: [&str; 2] = ["AmiUpdateInvokePermission", "ImageStateChangeRule"];
+pub(super) const NESTED_DEPENDS_ON: [&str; 2] =
+    ["AmiUpdateInvokePermission", "ImageStateChangeRule"];
 
 /// The parameters the core hands every nested stack, in the core's terms.
 fn nested_parameters() -> Value {

@@ -94,6 +94,12 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
         &["secretsmanager:GetSecretValue"],
         vec![reference("EdgeSecretArn")],
     );
+    let list_images = || {
+        statement(
+            &["imagebuilder:ListImagePipelineImages"],
+            scope.pipelines.clone(),
+        )
+    };
     let mut statements = match f.id {
         "AmiUpdate" => vec![logs, observe_table, ssm_rw, get_image, on_failure()],
         "Reconcile" => vec![
@@ -101,22 +107,10 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
             observe_table,
             ssm_rw,
             get_image,
-            statement(
-                &["imagebuilder:ListImagePipelineImages"],
-                scope.pipelines.clone(),
-            ),
+            list_images(),
             on_failure(),
         ],
-        "StatusOrigin" => vec![
-            logs,
-            observe_table,
-            ssm_rw,
-            get_image,
-            statement(
-                &["imagebuilder:ListImagePipelineImages"],
-                scope.pipelines.clone(),
-            ),
-        ],
+        "StatusOrigin" => vec![logs, observe_table, ssm_rw, get_image, list_images()],
         _ => vec![
             logs,
             // Initial records are conditional puts: no read needed.
