@@ -229,6 +229,18 @@ pub struct DeployArgs {
     /// building them with cargo-lambda.
     #[arg(long, env = "KILN_LAMBDA_ZIPS", value_name = "DIR")]
     pub lambda_zips: Option<PathBuf>,
+    /// Subnet of the build and test instances (default: the default VPC); it needs a
+    /// route to the internet or VPC endpoints for SSM, S3 and Image Builder.
+    #[arg(long, value_name = "SUBNET_ID", requires = "build_security_groups")]
+    pub build_subnet: Option<String>,
+    /// Security groups of the build instances, comma-separated (outbound HTTPS at least).
+    #[arg(
+        long,
+        value_name = "SG_ID,...",
+        value_delimiter = ',',
+        requires = "build_subnet"
+    )]
+    pub build_security_groups: Vec<String>,
     /// Use edge/build as it is instead of running scripts/build-edge.sh first.
     #[arg(long)]
     pub no_edge_build: bool,

@@ -372,6 +372,8 @@ async fn deploy(aws: &AwsArgs, args: kiln_infra::cli::DeployArgs) -> Result<Exit
             .ok()
             .filter(|a| !a.is_empty()),
         poll: args.stack.poll,
+        build_subnet: args.build_subnet,
+        build_security_groups: args.build_security_groups,
         stack,
     };
     let progress = kiln_infra::progress::Progress::new();

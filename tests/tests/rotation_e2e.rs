@@ -68,6 +68,9 @@ fn vars(stack: &DevStack, primary: &str, secondary: Option<&str>) -> EdgeVars {
     v.origin_secret = primary.to_owned();
     v.origin_secret_secondary = secondary.map(str::to_owned);
     v.stale_while_revalidate_secs = 0;
+    // A slow answer (a loaded CI machine) must not pass for a refused one: only a
+    // refused signature may turn an answer stale here.
+    v.origin_timeout_ms = 15_000;
     v
 }
 

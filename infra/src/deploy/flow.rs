@@ -173,6 +173,14 @@ pub async fn deploy(
         ));
     }
     parameters.push(("ExistingStateTable".to_owned(), adopted.unwrap_or_default()));
+    parameters.push((
+        "BuildSubnetId".to_owned(),
+        opts.build_subnet.clone().unwrap_or_default(),
+    ));
+    parameters.push((
+        "BuildSecurityGroupIds".to_owned(),
+        opts.build_security_groups.join(","),
+    ));
     let kind = if existing.is_some() {
         ChangeSetKind::Update
     } else {

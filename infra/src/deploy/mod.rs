@@ -110,6 +110,10 @@ pub struct DeployOptions {
     pub build_edge: bool,
     pub account_id: Option<String>,
     pub poll: Duration,
+    /// The build instances' subnet and security groups (`BuildSubnetId`,
+    /// `BuildSecurityGroupIds`); none: the default VPC.
+    pub build_subnet: Option<String>,
+    pub build_security_groups: Vec<String>,
 }
 
 /// The edge secret's name in Secrets Manager.
@@ -221,9 +225,17 @@ mod tests {
         let t = template::synth(&presets, &SynthOptions::default())
             .unwrap()
             .core;
-        for p in ["Prefix", "CodeBucket", "EdgeUrl", "EdgeSecretArn"]
-            .into_iter()
-            .chain(code::FUNCTIONS.iter().map(|(p, _)| *p))
+        for p in [
+            "Prefix",
+            "CodeBucket",
+            "EdgeUrl",
+            "EdgeSecretArn",
+            "ExistingStateTable",
+            "BuildSubnetId",
+            "BuildSecurityGroupIds",
+        ]
+        .into_iter()
+        .chain(code::FUNCTIONS.iter().map(|(p, _)| *p))
         {
             assert!(
                 t["Parameters"][p].is_object(),
