@@ -28,6 +28,18 @@ pub fn bin_dir() -> PathBuf {
     .clone()
 }
 
+/// [`bin_dir`] with the Worker built too (`scripts/build-edge.sh`): what the tests that
+/// run the whole local system need, once per test process.
+pub fn bin_dir_and_edge() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = bin_dir();
+        kiln_devstack::wrangler::build_edge().expect("building the Worker");
+        dir
+    })
+    .clone()
+}
+
 /// One of the workspace's binaries, built.
 pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)

@@ -7,30 +7,20 @@
 //! refused on either side; a Worker left on the old secret alone does go stale (the
 //! control that shows this test can fail).
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kiln_aws::secrets::{SdkSecrets, SecretValue, Secrets};
 use kiln_devstack::emulators::kiln_root;
 use kiln_devstack::stack::{DevError, DevOptions, DevStack};
-use kiln_devstack::wrangler::{EdgeVars, build_edge};
+use kiln_devstack::wrangler::EdgeVars;
 use kiln_devstack::{ProcessError, tools_required};
 use kiln_shared::StatusReport;
 
-fn built_artifacts() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = kiln_tests::bins::bin_dir();
-        build_edge().expect("building the Worker");
-        dir
-    })
-    .clone()
-}
-
 async fn start() -> Option<DevStack> {
     let presets = kiln_infra::presets::load(&kiln_root().join("presets")).expect("example presets");
-    let lambda_dir = tokio::task::spawn_blocking(built_artifacts).await.unwrap();
+    let lambda_dir = tokio::task::spawn_blocking(kiln_tests::bins::bin_dir_and_edge)
+        .await
+        .unwrap();
     let mut options = DevOptions::new(presets, lambda_dir);
     options.build_time = Duration::from_secs(4);
     // The Lambdas read the secret again after 2 s (300 s when deployed).

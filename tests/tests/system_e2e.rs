@@ -5,35 +5,22 @@
 //! page in headless Chromium.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kiln_devstack::emulators::kiln_root;
 use kiln_devstack::imagebuilder::Fate;
 use kiln_devstack::stack::{DevError, DevOptions, DevStack};
-use kiln_devstack::wrangler::build_edge;
 use kiln_devstack::{ProcessError, started_or_skip, tools_required};
 use kiln_shared::{OverallStatus, PresetStatus, StatusReport};
 use kiln_tests::chromium::{Browser, BrowserOptions, find_chromium};
-
-/// Builds the Lambda binaries and the Worker once per test process (`make test` has
-/// built them already; then these are quick no-ops).
-fn built_artifacts() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = kiln_tests::bins::bin_dir();
-        build_edge().expect("building the Worker");
-        dir
-    })
-    .clone()
-}
 
 /// Starts the local system, or skips (returns `None`) when a tool is missing and
 /// `KILN_REQUIRE_TOOLS` is not set.
 async fn start(configure: impl FnOnce(&mut DevOptions)) -> Option<DevStack> {
     let presets = kiln_infra::presets::load(&kiln_root().join("presets")).expect("example presets");
-    let lambda_dir = tokio::task::spawn_blocking(built_artifacts).await.unwrap();
+    let lambda_dir = tokio::task::spawn_blocking(kiln_tests::bins::bin_dir_and_edge)
+        .await
+        .unwrap();
     let mut options = DevOptions::new(presets, lambda_dir);
     options.build_time = Duration::from_secs(4);
     configure(&mut options);
