@@ -10,6 +10,8 @@ use crate::BoxFut;
 use crate::error::{AwsError, from_sdk};
 use crate::regional::PerRegion;
 
+pub mod refs;
+
 /// One AMI owned by the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ec2Image {
@@ -40,6 +42,36 @@ pub trait Ec2Images: Send + Sync {
         region: &'a str,
         snapshot: &'a str,
     ) -> BoxFut<'a, Result<(), AwsError>>;
+    /// How EC2 sees each of `ids` in `region` (deprecated and disabled images
+    /// included); an id EC2 does not return is absent from the map.
+    fn image_states<'a>(
+        &'a self,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> BoxFut<'a, Result<BTreeMap<String, ImageHealth>, AwsError>>;
+    /// EC2 DisableImage: the AMI can no longer launch instances (and is hidden).
+    fn disable_image<'a>(
+        &'a self,
+        region: &'a str,
+        image: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>>;
+    /// What references each of `ids` in `region` (instances, launch templates): pairs
+    /// of (AMI id, resource). DescribeImageReferences where EC2 offers it; else the same
+    /// checks made by hand (see [`refs`]).
+    fn image_references<'a>(
+        &'a self,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>>;
+}
+
+/// One AMI's state as EC2 reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageHealth {
+    /// `available`, `pending`, `disabled`, `deregistered`, `failed`, …
+    pub state: String,
+    /// A deprecation time is set and has passed.
+    pub deprecated: bool,
 }
 
 /// The real client, one SDK client per region.
@@ -131,5 +163,38 @@ impl Ec2Images for SdkEc2 {
                 .map_err(|e| from_sdk("ec2:DeleteSnapshot", e))?;
             Ok(())
         })
+    }
+
+    fn image_states<'a>(
+        &'a self,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> BoxFut<'a, Result<BTreeMap<String, ImageHealth>, AwsError>> {
+        Box::pin(refs::image_states(self.0.get(region), ids))
+    }
+
+    fn disable_image<'a>(
+        &'a self,
+        region: &'a str,
+        image: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.0
+                .get(region)
+                .disable_image()
+                .image_id(image)
+                .send()
+                .await
+                .map_err(|e| from_sdk("ec2:DisableImage", e))?;
+            Ok(())
+        })
+    }
+
+    fn image_references<'a>(
+        &'a self,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>> {
+        Box::pin(refs::image_references(self.0.get(region), ids))
     }
 }

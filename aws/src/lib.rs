@@ -9,6 +9,8 @@
 //! - [`images::ImageBuilderApi`] — EC2 Image Builder pipelines and images;
 //! - [`ec2::Ec2Images`] — EC2 AMIs and their snapshots, per region;
 //! - [`edge::EdgePusher`] — the signed push of a status snapshot to the Worker;
+//! - [`release`] — the compare-and-swap loop for writes that are not observations
+//!   (release control, health) and the sync of runner configs and AMI parameters;
 //! - for `kiln deploy`: [`cfn::Stacks`] (CloudFormation change sets, events, outputs),
 //!   [`artifacts::Artifacts`] (the S3 artifacts bucket, content-addressed uploads) and
 //!   [`secrets::Secrets`] (the edge secret in Secrets Manager, generated once),
@@ -33,6 +35,7 @@ pub mod images;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod regional;
+pub mod release;
 pub mod sdk;
 pub mod secrets;
 pub mod ssm;

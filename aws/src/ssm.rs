@@ -24,6 +24,16 @@ pub trait RunnerConfigs: Send + Sync {
         name: &'a str,
         value: &'a str,
     ) -> BoxFut<'a, Result<(), AwsError>>;
+    /// Creates or overwrites a parameter of data type `aws:ec2:image` holding `ami`
+    /// (for `resolve:ssm:` in launch templates). SSM checks the AMI exists.
+    fn put_image_id<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        ami: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        self.put(region, name, ami)
+    }
     /// Every parameter under `path` (recursive, all pages): (name, value).
     fn list<'a>(
         &'a self,
@@ -86,6 +96,28 @@ impl RunnerConfigs for SsmConfigs {
                 .value(value)
                 .r#type(ParameterType::String)
                 .tier(tier_for(value))
+                .overwrite(true)
+                .send()
+                .await
+                .map_err(|e| from_sdk("ssm:PutParameter", e))?;
+            Ok(())
+        })
+    }
+
+    fn put_image_id<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        ami: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.0
+                .get(region)
+                .put_parameter()
+                .name(name)
+                .value(ami)
+                .r#type(ParameterType::String)
+                .data_type("aws:ec2:image")
                 .overwrite(true)
                 .send()
                 .await

@@ -347,25 +347,34 @@ impl StateStore for DynamoStore {
         Box::pin(async move {
             let item = encode("dynamodb:PutItem", record)?;
             let condition = match expected {
-                None => ("attribute_not_exists(jobId)", vec![]),
+                None => ("attribute_not_exists(jobId)".to_owned(), vec![]),
                 Some(e) => {
                     let mut values = vec![(":ok", AttributeValue::S(e.order_key.clone()))];
                     // The AMI guard is null until the first AVAILABLE: "still null" is
                     // absent or of type NULL.
-                    let expr = match &e.ami_order_key {
+                    let ami = match &e.ami_order_key {
                         Some(k) => {
                             values.push((":aok", AttributeValue::S(k.clone())));
-                            "orderKey = :ok AND amiOrderKey = :aok"
+                            "amiOrderKey = :aok"
                         }
                         None => {
                             values.push((":null", null_type()));
-                            "orderKey = :ok AND (attribute_not_exists(amiOrderKey) OR attribute_type(amiOrderKey, :null))"
+                            "(attribute_not_exists(amiOrderKey) OR attribute_type(amiOrderKey, :null))"
                         }
                     };
-                    (expr, values)
+                    // Release control and health bump `rev` (absent in records written
+                    // before it existed: revision 0).
+                    values.push((":rev", AttributeValue::N(e.rev.to_string())));
+                    let rev = if e.rev == 0 {
+                        "(attribute_not_exists(rev) OR rev = :rev)"
+                    } else {
+                        "rev = :rev"
+                    };
+                    (format!("orderKey = :ok AND {ami} AND {rev}"), values)
                 }
             };
-            self.put(item, Some(condition)).await
+            let (expr, values) = condition;
+            self.put(item, Some((&expr, values))).await
         })
     }
 

@@ -218,6 +218,9 @@ fn state(n: u32) -> StatusReport {
         updated_at: Some(stamp(T0 + i64::from(n))),
         architecture: None,
         amis: [("us-east-1".to_owned(), format!("ami-{n:017}"))].into(),
+        built_at: None,
+        pinned: false,
+        warnings: Vec::new(),
     }];
     let (status, message) = summarise(&presets);
     StatusReport {

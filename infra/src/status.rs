@@ -194,6 +194,9 @@ mod tests {
                     updated_at: None,
                     architecture: None,
                     amis: Default::default(),
+                    built_at: None,
+                    pinned: false,
+                    warnings: Vec::new(),
                 })
                 .collect(),
             generated_at: "2026-01-27T12:00:00Z".into(),

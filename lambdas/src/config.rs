@@ -180,6 +180,11 @@ impl Config {
         format!("/{}/configs/{preset}", self.prefix)
     }
 
+    /// `/<prefix>/ami/<preset>` (data type `aws:ec2:image`).
+    pub fn ami_parameter_name(&self, preset: &str) -> String {
+        kiln_aws::release::ami_parameter_name(&self.prefix, preset)
+    }
+
     /// `<prefix>-<preset>`.
     pub fn pipeline_name(&self, preset: &str) -> String {
         format!("{}-{preset}", self.prefix)

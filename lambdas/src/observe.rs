@@ -8,10 +8,8 @@ use kiln_aws::AwsError;
 use kiln_aws::images::ImageInfo;
 use kiln_aws::store::{Cas, PresetItem};
 use kiln_shared::build::{apply_build, build_job_id};
-use kiln_shared::runner_config::{self, ConfigError};
 use kiln_shared::state::{self, AmiRecord, NoOp, Transition};
 use kiln_shared::{ImageArn, ImageState, Observation};
-use serde_json::Value;
 
 use crate::Deps;
 
@@ -123,23 +121,27 @@ pub async fn observe(
     };
     // The configs follow the record's AMI whenever this observation is its source: on
     // first delivery and on a retry after a failure between the two writes alike.
+    // A release (pin, rollback, fallback after a revoke) holds the configs: the new
+    // build is recorded, runners stay.
     if let Some(record) = &stored
         && obs.state == ImageState::Available
         && record.ami_order_key.as_deref() == Some(obs.order_key().as_str())
+        && record.release.is_none()
     {
         sync_configs(deps, preset, record, &mut outcome).await?;
-        // A concurrent newer AVAILABLE may have synced before we did and been overwritten
-        // by our older AMIs: re-read, and follow the record until it stands still.
-        let mut synced = record.ami_order_key.clone();
+        // A concurrent newer AVAILABLE (or a pin) may have synced before we did and
+        // been overwritten by our AMIs: re-read, and follow the record until it stands
+        // still.
+        let mut synced = (record.ami_order_key.clone(), record.rev);
         for _ in 0..3 {
             let Some(latest) = deps.store.get_ami(&obs.preset).await? else {
                 break;
             };
-            if latest.ami_order_key == synced {
+            if (latest.ami_order_key.clone(), latest.rev) == synced {
                 break;
             }
             sync_configs(deps, preset, &latest, &mut outcome).await?;
-            synced = latest.ami_order_key.clone();
+            synced = (latest.ami_order_key.clone(), latest.rev);
         }
     }
     outcome.record = stored;
@@ -147,46 +149,25 @@ pub async fn observe(
     Ok(outcome)
 }
 
-/// Points every region's runner config at that region's AMI; unchanged configs are not
-/// rewritten, unreadable ones are logged and left alone.
+/// Points every region's runner config and AMI parameter at what runners use (the
+/// record's release, else its newest AMI); unchanged values are not rewritten,
+/// unreadable configs are logged and left alone.
 pub async fn sync_configs(
     deps: &Deps,
     preset: &PresetItem,
     record: &AmiRecord,
     outcome: &mut Outcome,
 ) -> Result<(), AwsError> {
-    let name = deps.config.parameter_name(&record.preset);
-    let at: DateTime<Utc> = record.ami_updated_at.unwrap_or(record.updated_at);
-    for (region, ami) in &record.amis {
-        let existing = deps.configs.get(region, &name).await?;
-        // A missing config (never initialised in this region) starts from the preset's
-        // settings, so runners there get a complete config.
-        let base = match existing {
-            Some(text) => Some(text),
-            None => preset.preset().ok().map(|p| {
-                serde_json::to_string(&Value::Object(runner_config::initial(&p, region)))
-                    .expect("map serialises")
-            }),
-        };
-        match runner_config::merge_ami(base.as_deref(), ami, at) {
-            Ok(merged) if merged.changed => {
-                deps.configs.put(region, &name, &merged.json).await?;
-                tracing::info!(preset = record.preset, region, ami, "runner config updated");
-                outcome.configs_updated.push(region.clone());
-            }
-            Ok(_) => {}
-            Err(ConfigError::NotAnObject(why)) => {
-                tracing::error!(
-                    preset = record.preset,
-                    region,
-                    parameter = name,
-                    reason = why,
-                    "runner config unreadable; not overwritten"
-                );
-                outcome.configs_refused.push(region.clone());
-            }
-        }
-    }
+    let synced = kiln_aws::release::sync_current(
+        deps.configs.as_ref(),
+        preset,
+        record,
+        &deps.config.parameter_name(&record.preset),
+        &deps.config.ami_parameter_name(&record.preset),
+    )
+    .await?;
+    outcome.configs_updated.extend(synced.configs_updated);
+    outcome.configs_refused.extend(synced.configs_refused);
     Ok(())
 }
 

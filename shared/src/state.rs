@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use crate::preset::Architecture;
 use crate::time;
 
+pub mod health;
+pub mod release;
+
 /// Status of an AMI record (`status` attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -204,6 +207,22 @@ pub struct AmiRecord {
     pub ami_build_id: Option<String>,
     #[serde(default, with = "time::serde_secs_opt")]
     pub ami_updated_at: Option<DateTime<Utc>>,
+    /// The build runners are held on instead of the newest (see [`release`]).
+    #[serde(default)]
+    pub release: Option<release::Release>,
+    /// Revoked builds (image build version ARNs): never pointed at again.
+    #[serde(default)]
+    pub revoked: Vec<String>,
+    /// Revision of release control and health: bumped by every write that is not an
+    /// observation, and part of every write's condition (observations change a key).
+    #[serde(default)]
+    pub rev: u64,
+    /// What `reconcile` last observed about the preset's health.
+    #[serde(default)]
+    pub health: Option<health::Health>,
+    /// Release-control history, newest last (at most [`release::MAX_CHANGES`]).
+    #[serde(default)]
+    pub changes: Vec<release::ReleaseChange>,
 }
 
 pub use crate::table::{RECORD_TYPE_AMI, SK_LATEST, ami_job_id};
@@ -229,6 +248,11 @@ impl AmiRecord {
             ami_order_key: None,
             ami_build_id: None,
             ami_updated_at: None,
+            release: None,
+            revoked: Vec::new(),
+            rev: 0,
+            health: None,
+            changes: Vec::new(),
         }
     }
 }
@@ -282,8 +306,10 @@ pub fn apply_trusting_until(
     let key = obs.order_key();
     let trusted = |k: &str| trust_until.is_none_or(|limit| !key_after(k, limit));
     let status_advances = current.is_none_or(|c| !trusted(&c.order_key) || key > c.order_key);
+    // A revoked build is never pointed at again, even by its own late AVAILABLE.
     let ami_advances = obs.state == ImageState::Available
         && !obs.amis.is_empty()
+        && current.is_none_or(|c| !c.is_revoked(&obs.build_id))
         && current.is_none_or(|c| {
             c.ami_order_key
                 .as_ref()
@@ -332,6 +358,10 @@ pub fn apply_trusting_until(
         record.ami_build_id = Some(obs.build_id.clone());
         record.ami_updated_at = Some(time::truncate(obs.at));
         record.ami_order_key = Some(key);
+        // A fallback after a revoke lasts until a newer good build; a pin is held.
+        if record.release.as_ref().is_some_and(|r| !r.kind.held()) {
+            record.release = None;
+        }
     }
     Transition::Write {
         record: Box::new(record),

@@ -13,6 +13,9 @@ use crate::preset::Architecture;
 use crate::state::{AmiRecord, BuildStatus};
 use crate::time;
 
+pub mod warnings;
+pub use warnings::Warning;
+
 /// A preset's public status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,6 +74,14 @@ pub struct PresetReport {
     pub updated_at: Option<String>,
     pub architecture: Option<Architecture>,
     pub amis: BTreeMap<String, String>,
+    /// When the AMI runners use was built.
+    #[serde(default)]
+    pub built_at: Option<String>,
+    /// An operator holds the preset on a build (`kiln pin` / `kiln rollback`).
+    #[serde(default)]
+    pub pinned: bool,
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
 }
 
 /// The `/status` document.
@@ -109,6 +120,9 @@ impl StatusReport {
                     updated_at: None,
                     architecture: k.architecture,
                     amis: BTreeMap::new(),
+                    built_at: None,
+                    pinned: false,
+                    warnings: Vec::new(),
                 },
             );
         }
@@ -116,7 +130,7 @@ impl StatusReport {
             let architecture = r
                 .architecture
                 .or_else(|| by_name.get(r.preset.as_str()).and_then(|p| p.architecture));
-            by_name.insert(&r.preset, public_preset(r, architecture));
+            by_name.insert(&r.preset, public_preset(r, architecture, generated_at));
         }
         let presets: Vec<PresetReport> = by_name.into_values().collect();
         let (status, message) = summarise(&presets);
@@ -134,8 +148,14 @@ impl StatusReport {
     }
 }
 
-/// The allow-list: exactly these fields of a record are public.
-fn public_preset(r: &AmiRecord, architecture: Option<Architecture>) -> PresetReport {
+/// The allow-list: exactly these fields of a record are public. `amiId`/`amis` are
+/// what runners use (a pinned or rolled-back build's, not necessarily the newest).
+fn public_preset(
+    r: &AmiRecord,
+    architecture: Option<Architecture>,
+    now: DateTime<Utc>,
+) -> PresetReport {
+    let current = r.current();
     PresetReport {
         name: r.preset.clone(),
         status: match r.status {
@@ -143,16 +163,39 @@ fn public_preset(r: &AmiRecord, architecture: Option<Architecture>) -> PresetRep
             BuildStatus::Ready => PresetStatus::Ready,
             BuildStatus::Failed => PresetStatus::Failed,
         },
-        ami_id: r.ami_id.clone(),
+        ami_id: current.ami_id.map(str::to_owned),
         updated_at: Some(time::format(r.updated_at)),
         architecture,
-        amis: r.amis.clone(),
+        amis: current.amis.clone(),
+        built_at: current.built_at.map(time::format),
+        pinned: r.is_pinned(),
+        warnings: warnings::warnings(r, now),
     }
 }
 
 /// Overall status and message. Precedence: none → not_configured; any failed →
-/// degraded; any building → building; any without an AMI → degraded; else ready.
+/// degraded; any building → building; any without an AMI → degraded; else ready. Any
+/// warning then makes it degraded, and the message names each.
 pub fn summarise(presets: &[PresetReport]) -> (OverallStatus, String) {
+    let (status, mut message) = summarise_builds(presets);
+    let warned: Vec<String> = presets
+        .iter()
+        .filter(|p| !p.warnings.is_empty())
+        .map(|p| {
+            let what: Vec<String> = p.warnings.iter().map(Warning::short).collect();
+            format!("{}: {}", p.name, what.join(", "))
+        })
+        .collect();
+    if warned.is_empty() || status == OverallStatus::NotConfigured {
+        return (status, message);
+    }
+    let names: Vec<&str> = warned.iter().map(String::as_str).collect();
+    message.push_str("; ");
+    message.push_str(&list(&names));
+    (OverallStatus::Degraded, message)
+}
+
+fn summarise_builds(presets: &[PresetReport]) -> (OverallStatus, String) {
     let total = presets.len();
     if total == 0 {
         return (OverallStatus::NotConfigured, "No presets configured".into());

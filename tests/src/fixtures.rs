@@ -25,6 +25,9 @@ pub fn preset(
         )),
         architecture: Some(arch),
         amis,
+        built_at: None,
+        pinned: false,
+        warnings: Vec::new(),
     }
 }
 

@@ -51,7 +51,9 @@ impl StateStore for MemStore {
             let ok = match (map.get(&record.preset), expected) {
                 (None, None) => true,
                 (Some(cur), Some(exp)) => {
-                    cur.order_key == exp.order_key && cur.ami_order_key == exp.ami_order_key
+                    cur.order_key == exp.order_key
+                        && cur.ami_order_key == exp.ami_order_key
+                        && cur.rev == exp.rev
                 }
                 _ => false,
             };
@@ -297,6 +299,10 @@ impl SecretVersions for MemSecretVersions {
 pub struct MemEc2 {
     pub images: Mutex<BTreeMap<(String, String), Ec2Image>>,
     pub deleted_snapshots: Mutex<Vec<(String, String)>>,
+    /// (region, AMI) disabled by DisableImage.
+    pub disabled: Mutex<Vec<(String, String)>>,
+    /// (region, AMI, resource) references.
+    pub references: Mutex<Vec<(String, String, String)>>,
 }
 
 impl MemEc2 {
@@ -346,6 +352,54 @@ impl Ec2Images for MemEc2 {
         Box::pin(async move {
             lock(&self.deleted_snapshots).push((region.to_owned(), snapshot.to_owned()));
             Ok(())
+        })
+    }
+    fn image_states<'a>(
+        &'a self,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> BoxFut<'a, Result<BTreeMap<String, crate::ec2::ImageHealth>, AwsError>> {
+        Box::pin(async move {
+            let images = lock(&self.images);
+            let disabled = lock(&self.disabled);
+            Ok(ids
+                .iter()
+                .filter(|id| images.contains_key(&(region.to_owned(), (*id).clone())))
+                .map(|id| {
+                    let off = disabled.contains(&(region.to_owned(), id.clone()));
+                    let state = if off { "disabled" } else { "available" };
+                    (
+                        id.clone(),
+                        crate::ec2::ImageHealth {
+                            state: state.into(),
+                            deprecated: false,
+                        },
+                    )
+                })
+                .collect())
+        })
+    }
+    fn disable_image<'a>(
+        &'a self,
+        region: &'a str,
+        image: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            lock(&self.disabled).push((region.to_owned(), image.to_owned()));
+            Ok(())
+        })
+    }
+    fn image_references<'a>(
+        &'a self,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.references)
+                .iter()
+                .filter(|(r, ami, _)| r == region && ids.contains(ami))
+                .map(|(_, ami, what)| (ami.clone(), what.clone()))
+                .collect())
         })
     }
 }

@@ -250,6 +250,18 @@ impl<T: RunnerConfigs + ?Sized> RunnerConfigs for Faulty<T> {
             self.inner.put(region, name, value)
         )
     }
+    fn put_image_id<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        ami: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(
+            self,
+            "ssm:PutParameter",
+            self.inner.put_image_id(region, name, ami)
+        )
+    }
     fn list<'a>(
         &'a self,
         region: &'a str,
@@ -296,6 +308,39 @@ impl<T: Ec2Images + ?Sized> Ec2Images for Faulty<T> {
             self,
             "ec2:DeleteSnapshot",
             self.inner.delete_snapshot(region, snapshot)
+        )
+    }
+    fn image_states<'a>(
+        &'a self,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> BoxFut<'a, Result<BTreeMap<String, crate::ec2::ImageHealth>, AwsError>> {
+        faulty!(
+            self,
+            "ec2:DescribeImages",
+            self.inner.image_states(region, ids)
+        )
+    }
+    fn disable_image<'a>(
+        &'a self,
+        region: &'a str,
+        image: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(
+            self,
+            "ec2:DisableImage",
+            self.inner.disable_image(region, image)
+        )
+    }
+    fn image_references<'a>(
+        &'a self,
+        region: &'a str,
+        ids: &'a [String],
+    ) -> BoxFut<'a, Result<Vec<(String, String)>, AwsError>> {
+        faulty!(
+            self,
+            "ec2:DescribeImageReferences",
+            self.inner.image_references(region, ids)
         )
     }
 }

@@ -277,6 +277,9 @@ fn preset(name: &str, status: PresetStatus) -> PresetReport {
         amis: ami
             .map(|a| [("us-east-1".to_owned(), a)].into())
             .unwrap_or_default(),
+        built_at: None,
+        pinned: false,
+        warnings: Vec::new(),
     }
 }
 

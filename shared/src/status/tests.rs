@@ -173,9 +173,12 @@ fn public_json_has_only_allow_listed_fields() {
             "amiId",
             "amis",
             "architecture",
+            "builtAt",
             "name",
+            "pinned",
             "status",
-            "updatedAt"
+            "updatedAt",
+            "warnings"
         ]
     );
     assert_eq!(v["generatedAt"], "2026-01-27T12:00:05Z");
@@ -190,4 +193,16 @@ fn round_trips_and_rejects_extra_fields() {
     let mut v = serde_json::to_value(&r).unwrap();
     v["accountId"] = "123456789012".into();
     assert!(serde_json::from_value::<StatusReport>(v).is_err());
+}
+
+#[test]
+fn reports_stored_before_the_warning_fields_still_parse() {
+    let old = r#"{"status":"ready","message":"1 preset ready","presets":[{"name":"a",
+        "status":"ready","amiId":"ami-1","updatedAt":"2026-01-27T12:00:00Z",
+        "architecture":"x86_64","amis":{"us-east-1":"ami-1"}}],
+        "generatedAt":"2026-01-27T12:00:05Z","stale":false}"#;
+    let r: StatusReport = serde_json::from_str(old).unwrap();
+    assert!(!r.presets[0].pinned);
+    assert!(r.presets[0].warnings.is_empty());
+    assert_eq!(r.presets[0].built_at, None);
 }

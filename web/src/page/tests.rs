@@ -22,6 +22,9 @@ fn preset(name: &str, status: PresetStatus, ami: Option<&str>) -> PresetReport {
         updated_at: Some("2026-01-27T12:00:00Z".to_owned()),
         architecture: Some(Architecture::X86_64),
         amis,
+        built_at: None,
+        pinned: false,
+        warnings: Vec::new(),
     }
 }
 
