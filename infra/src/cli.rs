@@ -128,6 +128,30 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         regions: Vec<String>,
     },
+    /// Hold a preset's runners on one build (every region's runner config and
+    /// /<prefix>/ami/<preset>); newer builds are recorded but not used until unpin.
+    Pin {
+        preset: String,
+        /// Build version, as `kiln list` shows it (e.g. 1.0.42/3).
+        #[arg(long = "build", value_name = "VERSION")]
+        version: String,
+    },
+    /// Let a pinned preset's runners follow its newest good build again.
+    Unpin { preset: String },
+    /// Pin a preset to the good build before the one its runners use.
+    Rollback { preset: String },
+    /// Never point runners at a build again; if they use it, they roll back to the
+    /// previous good build until a newer one is ready.
+    Revoke {
+        /// Build version, as `kiln list` shows it.
+        version: String,
+        /// The preset, when more than one has a build of this version.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Also disable the build's AMIs in EC2 (no new instances can launch from them).
+        #[arg(long)]
+        disable_ami: bool,
+    },
     /// The AMI registry.
     Registry {
         #[command(subcommand)]

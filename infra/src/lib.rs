@@ -22,5 +22,6 @@ pub mod dev;
 pub mod history;
 pub mod presets;
 pub mod progress;
+pub mod release;
 pub mod status;
 pub mod template;

@@ -215,6 +215,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
             regions,
         } => cleanup(&aws, keep_latest as usize, dry_run, regions).await,
+        Command::Pin { preset, version } => {
+            release(&aws, kiln_infra::release::Op::Pin { preset, version }).await
+        }
+        Command::Unpin { preset } => release(&aws, kiln_infra::release::Op::Unpin { preset }).await,
+        Command::Rollback { preset } => {
+            release(&aws, kiln_infra::release::Op::Rollback { preset }).await
+        }
+        Command::Revoke {
+            version,
+            preset,
+            disable_ami,
+        } => {
+            let op = kiln_infra::release::Op::Revoke {
+                version,
+                preset,
+                disable_ami,
+            };
+            release(&aws, op).await
+        }
         Command::Registry {
             command: RegistryCommand::Export { out },
         } => {
@@ -301,6 +320,13 @@ async fn follow(
         if followed.len() == 1 { "" } else { "s" }
     );
     Ok(ExitCode::from(build::exit_code(&followed)))
+}
+
+async fn release(aws: &AwsArgs, op: kiln_infra::release::Op) -> Result<ExitCode> {
+    let (clients, _) = aws::clients(aws).await?;
+    let done = kiln_infra::release::run(&clients, &aws.prefix, &op, chrono::Utc::now()).await?;
+    println!("{}", done.summary());
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn cleanup(
