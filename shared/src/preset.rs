@@ -58,6 +58,27 @@ pub struct Preset {
     pub ports: Vec<u16>,
     pub estimated_cost_per_hour: Option<f64>,
     pub runner: BTreeMap<String, serde_json::Value>,
+    /// An AMI older than this is a warning (and no successful build within it).
+    /// Left out of the JSON at its default, so existing presets keep their hash.
+    #[serde(
+        default = "default_max_age_days",
+        skip_serializing_if = "is_default_max_age_days"
+    )]
+    pub max_age_days: u32,
+    /// Image Builder's `EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuild_on_dependency_updates: bool,
+}
+
+/// The default of `max_age_days`.
+pub const DEFAULT_MAX_AGE_DAYS: u32 = 30;
+
+fn default_max_age_days() -> u32 {
+    DEFAULT_MAX_AGE_DAYS
+}
+
+fn is_default_max_age_days(d: &u32) -> bool {
+    *d == DEFAULT_MAX_AGE_DAYS
 }
 
 impl Preset {

@@ -95,9 +95,19 @@ pub struct PresetFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub runner: BTreeMap<String, serde_json::Value>,
+    /// Days after which the AMI runners use is too old: a warning, and `/status` turns
+    /// `degraded`. Also the window for "no successful build". Default 30.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 3650))]
+    pub max_age_days: Option<u32>,
+    /// Also rebuild when the base image or a component has a newer version (Image
+    /// Builder `EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE`): the schedule then
+    /// only checks, and builds when something changed. Default false.
+    #[serde(default)]
+    pub rebuild_on_dependency_updates: Option<bool>,
 }
 
-pub(super) const KNOWN_FIELDS: [&str; 20] = [
+pub(super) const KNOWN_FIELDS: [&str; 22] = [
     "name",
     "description",
     "architecture",
@@ -118,4 +128,6 @@ pub(super) const KNOWN_FIELDS: [&str; 20] = [
     "estimated_cost_per_hour",
     "runner",
     "$schema",
+    "max_age_days",
+    "rebuild_on_dependency_updates",
 ];

@@ -374,3 +374,36 @@ fn schema_is_committed_and_current() {
     assert!(v["$defs"]["Architecture"].to_string().contains("arm64"));
     assert!(v["properties"]["setup_script"].is_object());
 }
+
+#[test]
+fn freshness_fields_default_validate_and_keep_the_hash_of_presets_without_them() {
+    let src = |text: &str| PresetSource {
+        file: "fresh.yaml".into(),
+        text: text.into(),
+    };
+    let base =
+        "name: fresh\narchitecture: x86_64\nbase_image: ubuntu-22.04\nsetup_script: echo hi\n";
+    let plain = parse_one(&src(base)).unwrap().remove(0);
+    assert_eq!(plain.max_age_days, 30);
+    assert!(!plain.rebuild_on_dependency_updates);
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(
+        !json.contains("max_age_days") && !json.contains("rebuild_on"),
+        "{json}"
+    );
+    let set = parse_one(&src(&format!(
+        "{base}max_age_days: 7\nrebuild_on_dependency_updates: true\n"
+    )))
+    .unwrap()
+    .remove(0);
+    assert_eq!(set.max_age_days, 7);
+    assert!(set.rebuild_on_dependency_updates);
+    assert_ne!(set.content_hash(), plain.content_hash());
+    let back: Preset = serde_json::from_str(&serde_json::to_string(&set).unwrap()).unwrap();
+    assert_eq!(back, set);
+    assert_rejects(
+        &[src(&format!("{base}max_age_days: 0\n"))],
+        "max_age_days",
+        "between 1 and 3650",
+    );
+}

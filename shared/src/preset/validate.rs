@@ -240,6 +240,14 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
             format!("{c} must be a non-negative number"),
         );
     }
+    if let Some(d) = raw.max_age_days
+        && !(1..=3650).contains(&d)
+    {
+        err(
+            "max_age_days".into(),
+            format!("{d} must be between 1 and 3650 days"),
+        );
+    }
     for (i, l) in raw.labels.iter().enumerate() {
         if l.trim().is_empty() {
             err(format!("labels[{i}]"), "must not be empty".into());
@@ -308,6 +316,10 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
             ports: ports.clone(),
             estimated_cost_per_hour: raw.estimated_cost_per_hour,
             runner: raw.runner.clone(),
+            max_age_days: raw
+                .max_age_days
+                .unwrap_or(crate::preset::DEFAULT_MAX_AGE_DAYS),
+            rebuild_on_dependency_updates: raw.rebuild_on_dependency_updates.unwrap_or(false),
         })
         .collect();
     // SSM refuses a parameter over 8 KB; over 4 KB needs the Advanced tier, which the

@@ -12,7 +12,7 @@ use crate::state::AmiRecord;
 use crate::time;
 
 /// The default of the preset field `max_age_days`.
-pub const DEFAULT_MAX_AGE_DAYS: u32 = 30;
+pub use crate::preset::DEFAULT_MAX_AGE_DAYS;
 
 /// How a region's current AMI looks to EC2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
