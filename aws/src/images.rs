@@ -51,6 +51,12 @@ pub trait ImageBuilderApi: Send + Sync {
     fn get_image<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<Option<ImageInfo>, AwsError>>;
     /// Starts a build without waiting; returns the new image build version ARN.
     fn start_pipeline<'a>(&'a self, pipeline_arn: &'a str) -> BoxFut<'a, Result<String, AwsError>>;
+    /// Whether the pipeline is ENABLED (GetImagePipeline); `None` when the answer
+    /// holds no pipeline.
+    fn pipeline_enabled<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+    ) -> BoxFut<'a, Result<Option<bool>, AwsError>>;
 }
 
 /// The newest image by `dateCreated` (never the list order); ties break on the ARN so
@@ -238,6 +244,27 @@ impl ImageBuilderApi for SdkImageBuilder {
                     "no imageBuildVersionArn in response",
                 )
             })
+        })
+    }
+
+    fn pipeline_enabled<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+    ) -> BoxFut<'a, Result<Option<bool>, AwsError>> {
+        Box::pin(async move {
+            match self
+                .client
+                .get_image_pipeline()
+                .image_pipeline_arn(pipeline_arn)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(out.image_pipeline.map(|p| {
+                    p.status()
+                        .is_none_or(|s| *s != aws_sdk_imagebuilder::types::PipelineStatus::Disabled)
+                })),
+                Err(e) => Err(from_sdk("imagebuilder:GetImagePipeline", e)),
+            }
         })
     }
 }

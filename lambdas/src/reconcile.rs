@@ -29,6 +29,8 @@ pub struct ReconcileReport {
     pub configs_repaired: Vec<(String, String)>,
     /// (preset, error) for presets that could not be checked; retried next run.
     pub errors: Vec<(String, String)>,
+    /// Presets whose health (pipeline, AMIs per region, max age) changed.
+    pub health_changed: Vec<String>,
 }
 
 /// A `building` record whose last change is older than the threshold, or any record
@@ -82,25 +84,30 @@ pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileRepor
             }
         }
     }
-    // Config drift: every record with an AMI, as it stands after the corrections.
+    // Config drift and health: every record, as it stands after the corrections.
     for r in &records {
         let record = corrected_records.get(&r.preset).unwrap_or(r);
-        if record.amis.is_empty() {
-            continue;
-        }
         let repaired = async {
             let Some(preset) = deps.store.get_preset(&record.preset).await? else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), false));
             };
             let mut o = Outcome::default();
-            sync_configs(deps, &preset, record, &mut o).await?;
-            Ok::<_, HandlerError>(o.configs_updated)
+            if !record.current().amis.is_empty() {
+                sync_configs(deps, &preset, record, &mut o).await?;
+            }
+            let changed = crate::health::check(deps, &preset, record, now).await?;
+            Ok::<_, HandlerError>((o.configs_updated, changed))
         }
         .await;
         match repaired {
-            Ok(regions) => report
-                .configs_repaired
-                .extend(regions.into_iter().map(|g| (record.preset.clone(), g))),
+            Ok((regions, health_changed)) => {
+                if health_changed {
+                    report.health_changed.push(record.preset.clone());
+                }
+                report
+                    .configs_repaired
+                    .extend(regions.into_iter().map(|g| (record.preset.clone(), g)))
+            }
             Err(e) => {
                 tracing::error!(preset = record.preset, error = %e, "runner config check failed");
                 report.errors.push((record.preset.clone(), e.to_string()));
@@ -109,13 +116,14 @@ pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileRepor
     }
     report.checked.sort();
     report.corrected.sort();
-    if !report.corrected.is_empty() {
+    if !report.corrected.is_empty() || !report.health_changed.is_empty() {
         push_snapshot(deps, now).await;
     }
     tracing::info!(
         checked = report.checked.len(),
         corrected = report.corrected.len(),
         configs_repaired = report.configs_repaired.len(),
+        health_changed = report.health_changed.len(),
         errors = report.errors.len(),
         "reconcile finished"
     );

@@ -60,6 +60,18 @@ const REQUIRED_BESIDE: &[(&str, &str, &str)] = &[
         "imagebuilder:GetImagePipeline",
         "dependent action of imagebuilder:StartImagePipelineExecution",
     ),
+    // SSM validates a parameter of data type `aws:ec2:image` (`/<prefix>/ami/<preset>`)
+    // by describing its AMI as the caller of PutParameter.
+    (
+        "ami-update",
+        "ec2:DescribeImages",
+        "SSM checks aws:ec2:image parameters as the caller",
+    ),
+    (
+        "status-origin",
+        "ec2:DescribeImages",
+        "SSM checks aws:ec2:image parameters as the caller",
+    ),
 ];
 
 const REGION: &str = "us-east-1";

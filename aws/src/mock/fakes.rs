@@ -184,6 +184,8 @@ pub struct MemImages {
     pub images: Mutex<HashMap<String, ImageInfo>>,
     /// pipeline ARNs started.
     pub started: Mutex<Vec<String>>,
+    /// pipeline ARNs disabled.
+    pub disabled: Mutex<Vec<String>>,
 }
 
 impl ImageBuilderApi for MemImages {
@@ -216,6 +218,9 @@ impl ImageBuilderApi for MemImages {
             started.push(arn.to_owned());
             Ok(format!("{arn}/started/{}", started.len()))
         })
+    }
+    fn pipeline_enabled<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<Option<bool>, AwsError>> {
+        Box::pin(async move { Ok(Some(!lock(&self.disabled).iter().any(|d| d == arn))) })
     }
 }
 

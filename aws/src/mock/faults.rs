@@ -380,6 +380,16 @@ impl<T: ImageBuilderApi + ?Sized> ImageBuilderApi for Faulty<T> {
             self.inner.start_pipeline(pipeline_arn)
         )
     }
+    fn pipeline_enabled<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+    ) -> BoxFut<'a, Result<Option<bool>, AwsError>> {
+        faulty!(
+            self,
+            "imagebuilder:GetImagePipeline",
+            self.inner.pipeline_enabled(pipeline_arn)
+        )
+    }
 }
 
 impl<T: EdgePusher + ?Sized> EdgePusher for Faulty<T> {

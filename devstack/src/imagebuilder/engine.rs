@@ -318,6 +318,8 @@ impl Shared {
             image.state = next;
             image.reason = reason.clone();
             image.history.push((next, now));
+            let scheduled = !image.user_initiated;
+            let pipeline_arn = image.pipeline_arn.clone();
             if next == ImageState::Available {
                 image.amis = match registered {
                     Some(Ok((registration, ids))) => ids
@@ -342,6 +344,9 @@ impl Shared {
                 };
             }
             self.emit(&mut st, arn, next, Some(current), reason.as_deref());
+            if scheduled && next.is_terminal() {
+                count_scheduled(&mut st, &pipeline_arn, next);
+            }
             next
         };
         self.changes.send_modify(|n| *n += 1);
@@ -418,4 +423,29 @@ pub(super) fn register_blocking(r: &ec2::Registration) -> Registered {
             .join()
             .unwrap_or_else(|_| Err("EC2 registration thread panicked".into()))
     })
+}
+
+/// AutoDisablePolicy: consecutive failed scheduled builds disable the pipeline (a
+/// success resets the count; builds started by a user do not count, as in AWS).
+fn count_scheduled(st: &mut State, pipeline_arn: &str, outcome: ImageState) {
+    let Some(p) = st.pipelines.get_mut(pipeline_arn) else {
+        return;
+    };
+    match outcome {
+        ImageState::Available => p.scheduled_failures = 0,
+        ImageState::Failed => {
+            p.scheduled_failures += 1;
+            if p.auto_disable_failures()
+                .is_some_and(|n| p.scheduled_failures >= n)
+            {
+                p.enabled = false;
+                tracing::info!(
+                    pipeline = p.name,
+                    failures = p.scheduled_failures,
+                    "pipeline auto-disabled"
+                );
+            }
+        }
+        _ => {}
+    }
 }

@@ -148,6 +148,13 @@ impl LocalImageBuilder {
         self.shared.start_build(&arn, true)
     }
 
+    /// Starts a build as the pipeline's schedule would (it counts towards the
+    /// pipeline's AutoDisablePolicy); returns the image build version ARN.
+    pub fn run_schedule(&self, pipeline_name: &str) -> Result<String, ImageBuilderError> {
+        let arn = self.shared.pipeline_arn_by_name(pipeline_name)?;
+        self.shared.start_build(&arn, false)
+    }
+
     /// Cancels a running build (as CancelImageCreation).
     pub fn cancel(&self, image_arn: &str) -> Result<(), ImageBuilderError> {
         self.shared.cancel(image_arn)

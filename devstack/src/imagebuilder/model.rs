@@ -150,6 +150,20 @@ pub(crate) struct Pipeline {
     pub enabled: bool,
     pub created: DateTime<Utc>,
     pub last_run: Option<DateTime<Utc>>,
+    /// Consecutive failed scheduled builds (AutoDisablePolicy counts these).
+    pub scheduled_failures: u32,
+}
+
+impl Pipeline {
+    /// `schedule.autoDisablePolicy.failureCount`, if the pipeline has one.
+    pub fn auto_disable_failures(&self) -> Option<u32> {
+        self.schedule
+            .as_ref()?
+            .get("autoDisablePolicy")?
+            .get("failureCount")?
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+    }
 }
 
 impl Pipeline {

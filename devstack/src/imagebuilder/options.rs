@@ -127,6 +127,10 @@ pub struct PipelineSpec {
     /// Tags the distribution puts on the AMIs (`amiDistributionConfiguration.amiTags`).
     #[serde(default)]
     pub ami_tags: BTreeMap<String, String>,
+    /// The pipeline's `schedule` (`scheduleExpression`, `autoDisablePolicy`, …), as
+    /// CreateImagePipeline takes it.
+    #[serde(default)]
+    pub schedule: Option<serde_json::Value>,
 }
 
 impl PipelineSpec {
@@ -142,7 +146,19 @@ impl PipelineSpec {
             recipe_name: None,
             recipe_version: None,
             ami_tags: BTreeMap::new(),
+            schedule: None,
         }
+    }
+
+    /// A schedule whose AutoDisablePolicy disables the pipeline after `failures`
+    /// consecutive failed scheduled builds (as the template renders it).
+    pub fn auto_disable_after(mut self, failures: u32) -> Self {
+        self.schedule = Some(serde_json::json!({
+            "scheduleExpression": "cron(0 4 ? * SUN *)",
+            "pipelineExecutionStartCondition": "EXPRESSION_MATCH_ONLY",
+            "autoDisablePolicy": { "failureCount": failures },
+        }));
+        self
     }
 
     pub fn ami_tag(mut self, key: &str, value: &str) -> Self {

@@ -195,6 +195,7 @@ impl Shared {
                 enabled,
                 created: Utc::now(),
                 last_run: None,
+                scheduled_failures: 0,
             },
         );
         Ok(arn)
@@ -261,7 +262,7 @@ impl Shared {
             &recipe,
             &infra,
             Some(&dist),
-            None,
+            spec.schedule.clone(),
             true,
         )
     }

@@ -25,14 +25,18 @@ pub(super) fn scope(presets: &[Preset]) -> Scope {
     for p in presets {
         regions.extend(p.regions.iter().cloned());
     }
-    let mut parameters = vec![sub(
-        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${Prefix}/configs/*",
-    )];
-    parameters.extend(regions.iter().map(|r| {
-        sub(format!(
-            "arn:${{AWS::Partition}}:ssm:{r}:${{AWS::AccountId}}:parameter/${{Prefix}}/configs/*"
-        ))
-    }));
+    // Runner configs and the AMI parameters (`aws:ec2:image`) beside them.
+    let mut parameters = Vec::new();
+    for path in ["configs", "ami"] {
+        parameters.push(sub(format!(
+            "arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/${{Prefix}}/{path}/*"
+        )));
+        parameters.extend(regions.iter().map(|r| {
+            sub(format!(
+                "arn:${{AWS::Partition}}:ssm:{r}:${{AWS::AccountId}}:parameter/${{Prefix}}/{path}/*"
+            ))
+        }));
+    }
     Scope {
         table: vec![
             state_table_arn(""),
@@ -100,17 +104,37 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
             scope.pipelines.clone(),
         )
     };
+    // DescribeImages has no resource-level permissions. SSM checks an `aws:ec2:image`
+    // parameter's AMI as the caller of PutParameter; reconcile also checks the AMIs.
+    let describe_images = || statement(&["ec2:DescribeImages"], vec![json!("*")]);
     let mut statements = match f.id {
-        "AmiUpdate" => vec![logs, observe_table, ssm_rw, get_image, on_failure()],
+        "AmiUpdate" => vec![
+            logs,
+            observe_table,
+            ssm_rw,
+            get_image,
+            describe_images(),
+            on_failure(),
+        ],
         "Reconcile" => vec![
             logs,
             observe_table,
             ssm_rw,
             get_image,
             list_images(),
+            describe_images(),
+            // Health: is the pipeline enabled (or auto-disabled after failures)?
+            statement(&["imagebuilder:GetImagePipeline"], scope.pipelines.clone()),
             on_failure(),
         ],
-        "StatusOrigin" => vec![logs, observe_table, ssm_rw, get_image, list_images()],
+        "StatusOrigin" => vec![
+            logs,
+            observe_table,
+            ssm_rw,
+            get_image,
+            list_images(),
+            describe_images(),
+        ],
         _ => vec![
             logs,
             // Initial records are conditional puts: no read needed.

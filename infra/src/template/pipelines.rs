@@ -207,8 +207,18 @@ pub(super) fn resources(
                 "ImageTestsConfiguration": { "ImageTestsEnabled": true, "TimeoutMinutes": 60 },
                 "Schedule": {
                     "ScheduleExpression": p.schedule,
-                    // Rebuild on schedule even when nothing changed: base images get patches.
-                    "PipelineExecutionStartCondition": "EXPRESSION_MATCH_ONLY",
+                    // By default rebuild on schedule even when nothing changed (base
+                    // images get patches); `rebuild_on_dependency_updates` builds only
+                    // when the base image or a component has a newer version.
+                    "PipelineExecutionStartCondition": if p.rebuild_on_dependency_updates {
+                        "EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE"
+                    } else {
+                        "EXPRESSION_MATCH_ONLY"
+                    },
+                    // Explicit, so the behaviour is in the template, not a service
+                    // default: after this many consecutive failed scheduled builds
+                    // Image Builder disables the pipeline (reconcile reports it).
+                    "AutoDisablePolicy": { "FailureCount": AUTO_DISABLE_FAILURES },
                 },
                 "Tags": tags,
             },
@@ -216,6 +226,9 @@ pub(super) fn resources(
     )?;
     Ok(())
 }
+
+/// Consecutive failed scheduled builds after which Image Builder disables a pipeline.
+pub const AUTO_DISABLE_FAILURES: u32 = 5;
 
 #[cfg(test)]
 mod tests {
