@@ -1,8 +1,12 @@
 //! `kiln cleanup`: deregister old AMIs and delete their snapshots, per preset and region.
 //!
 //! The plan is pure (and unit-tested); the AWS side only lists and executes it. An AMI
-//! is never deleted while a runner config in SSM or the state table points at it, even
-//! if it is older than the newest N.
+//! is never deleted, whatever its age, while it is what runners use, a pinned build's,
+//! the rollback target, the newest build (recorded while pinned), referenced by a
+//! runner config or an AMI parameter in SSM, by an instance or a launch template (EC2
+//! DescribeImageReferences, or the same checks by hand where that is unavailable), or
+//! while its successor has been live for less than the grace period. The protection
+//! is read first: if any of it cannot be read, nothing is deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,9 +14,11 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use kiln_aws::AwsError;
 use kiln_aws::ec2::Ec2Images;
 use kiln_aws::ssm::RunnerConfigs;
-use kiln_aws::store::StateStore;
 
 use crate::template::{TAG_ARCHITECTURE, TAG_PREFIX, TAG_PRESET};
+
+mod protect;
+pub use protect::{plan_for, referenced_by_ec2, referenced_by_records};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
@@ -26,6 +32,10 @@ pub enum CleanupError {
     },
     #[error("reading AMI records (the latest ready AMIs) from the state table: {0}")]
     ReadRecords(AwsError),
+    #[error("reading the build history (rollback targets) from the state table: {0}")]
+    ReadBuilds(AwsError),
+    #[error("{region}: checking what references kiln's AMIs: {message}")]
+    References { region: String, message: String },
 }
 
 /// One of kiln's AMIs.
@@ -49,6 +59,8 @@ pub enum KeepReason {
     Latest(usize),
     /// Referenced; says by what.
     InUse(String),
+    /// Its successor went live less than the grace period ago (successor, since).
+    Grace(String, String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +72,28 @@ pub struct Plan {
 /// Decides what to delete: per (preset, region) keep the newest `keep_latest`, and
 /// anything in `in_use` (AMI id → who references it).
 pub fn plan(images: Vec<Image>, keep_latest: usize, in_use: &BTreeMap<String, String>) -> Plan {
+    let policy = Policy {
+        keep_latest,
+        grace: std::time::Duration::ZERO,
+        now: chrono::DateTime::<chrono::Utc>::MAX_UTC,
+    };
+    plan_with(images, &policy, in_use)
+}
+
+/// How much to keep.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Per preset and region, newest first.
+    pub keep_latest: usize,
+    /// An AMI stays until its successor has been live this long.
+    pub grace: std::time::Duration,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// [`plan`] with a grace period: an AMI whose next newer AMI (same preset and region)
+/// was created less than `grace` before `now` is kept.
+pub fn plan_with(images: Vec<Image>, policy: &Policy, in_use: &BTreeMap<String, String>) -> Plan {
+    let grace = chrono::Duration::from_std(policy.grace).unwrap_or(chrono::Duration::MAX);
     let mut groups: BTreeMap<(String, String), Vec<Image>> = BTreeMap::new();
     for image in images {
         groups
@@ -70,12 +104,25 @@ pub fn plan(images: Vec<Image>, keep_latest: usize, in_use: &BTreeMap<String, St
     let mut out = Plan::default();
     for (_, mut group) in groups {
         group.sort_by(|a, b| (&b.created, &b.id).cmp(&(&a.created, &a.id)));
+        let successors: Vec<Option<(String, String)>> = (0..group.len())
+            .map(|i| {
+                i.checked_sub(1)
+                    .map(|j| (group[j].id.clone(), group[j].created.clone()))
+            })
+            .collect();
         for (i, image) in group.into_iter().enumerate() {
-            if i < keep_latest {
+            let in_grace = successors[i].as_ref().filter(|(_, created)| {
+                kiln_shared::time::parse(created)
+                    .map_or(true, |t| policy.now.signed_duration_since(t) < grace)
+            });
+            if i < policy.keep_latest {
                 out.keep.push((image, KeepReason::Latest(i + 1)));
             } else if let Some(user) = in_use.get(&image.id) {
                 let user = user.clone();
                 out.keep.push((image, KeepReason::InUse(user)));
+            } else if let Some((next, since)) = in_grace {
+                let reason = KeepReason::Grace(next.clone(), since.clone());
+                out.keep.push((image, reason));
             } else {
                 out.delete.push(image);
             }
@@ -91,6 +138,9 @@ impl Plan {
             let why = match why {
                 KeepReason::Latest(n) => format!("newest #{n}"),
                 KeepReason::InUse(by) => format!("in use by {by}"),
+                KeepReason::Grace(next, since) => {
+                    format!("within the grace period: its successor {next} is live since {since}")
+                }
             };
             out.push_str(&format!(
                 "keep    {} {} {} ({}, created {})\n",
@@ -100,7 +150,7 @@ impl Plan {
         let verb = if dry_run { "would delete" } else { "delete" };
         for image in &self.delete {
             out.push_str(&format!(
-                "{verb} {} {} {} ({}, created {}; snapshots: {})\n",
+                "{verb} {} {} {} ({}: older than the newest kept, unreferenced, past the grace period; created {}; snapshots: {})\n",
                 image.region,
                 image.preset,
                 image.id,
@@ -183,13 +233,15 @@ pub fn render_images(images: &[Image]) -> String {
     format!("{table}\n")
 }
 
-/// AMI ids the runner configs of one region point at (`amiId`), with the parameter.
+/// AMI ids the parameters under `/<prefix>/<path>/` of one region point at: a runner
+/// config's `amiId` (`configs`) or an AMI parameter's value (`ami`), with the parameter.
 pub async fn referenced_by_configs(
     configs: &dyn RunnerConfigs,
     region: &str,
     prefix: &str,
+    path: &str,
 ) -> Result<BTreeMap<String, String>, CleanupError> {
-    let path = format!("/{prefix}/configs/");
+    let path = format!("/{prefix}/{path}/");
     let params = configs
         .list(region, &path)
         .await
@@ -201,32 +253,14 @@ pub async fn referenced_by_configs(
     Ok(params
         .into_iter()
         .filter_map(|(name, value)| {
-            let ami = kiln_shared::runner_config::ami_of(&value)?;
-            Some((ami, format!("runner config {name} ({region})")))
+            let ami = if value.starts_with("ami-") {
+                value.trim().to_owned()
+            } else {
+                kiln_shared::runner_config::ami_of(&value)?
+            };
+            Some((ami, format!("SSM parameter {name} ({region})")))
         })
         .collect())
-}
-
-/// AMI ids of the AMI records (each preset's latest ready image, every region).
-/// An unreadable record makes the whole read fail: what it protects is unknown.
-pub async fn referenced_by_records(
-    store: &dyn StateStore,
-) -> Result<BTreeMap<String, String>, CleanupError> {
-    let records = store.list_ami().await.map_err(CleanupError::ReadRecords)?;
-    if let Some(bad) = records.unreadable.first() {
-        return Err(CleanupError::ReadRecords(AwsError::invalid(
-            "dynamodb:Query",
-            format!("unreadable AMI record {}: {}", bad.job_id, bad.reason),
-        )));
-    }
-    let mut out = BTreeMap::new();
-    for record in &records {
-        let who = format!("the latest ready image of {} (state table)", record.preset);
-        for ami in record.ami_id.iter().chain(record.amis.values()) {
-            out.insert(ami.clone(), who.clone());
-        }
-    }
-    Ok(out)
 }
 
 /// What went wrong deleting one image; the rest of the plan still runs.

@@ -127,6 +127,9 @@ pub enum Command {
         /// Regions to clean (comma-separated; default: the configured region).
         #[arg(long, value_delimiter = ',')]
         regions: Vec<String>,
+        /// Keep an AMI until its successor has been live this long (e.g. 7d, 36h, 0).
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        grace: Duration,
     },
     /// Hold a preset's runners on one build (every region's runner config and
     /// /<prefix>/ami/<preset>); newer builds are recorded but not used until unpin.
@@ -332,6 +335,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86_400),
             _ => return Err(bad()),
         };
         total += part;

@@ -214,7 +214,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             keep_latest,
             dry_run,
             regions,
-        } => cleanup(&aws, keep_latest as usize, dry_run, regions).await,
+            grace,
+        } => cleanup(&aws, keep_latest as usize, dry_run, regions, grace).await,
         Command::Pin { preset, version } => {
             release(&aws, kiln_infra::release::Op::Pin { preset, version }).await
         }
@@ -334,6 +335,7 @@ async fn cleanup(
     keep_latest: usize,
     dry_run: bool,
     regions: Vec<String>,
+    grace: std::time::Duration,
 ) -> Result<ExitCode> {
     let (clients, home) = aws::clients(aws).await?;
     let regions = if regions.is_empty() {
@@ -341,16 +343,12 @@ async fn cleanup(
     } else {
         cleanup::unique_regions(&regions)
     };
-    // Protection first: if we cannot read what is in use, we delete nothing.
-    let mut in_use = cleanup::referenced_by_records(clients.store.as_ref()).await?;
-    let mut images = Vec::new();
-    for region in &regions {
-        in_use.extend(
-            cleanup::referenced_by_configs(clients.configs.as_ref(), region, &aws.prefix).await?,
-        );
-        images.extend(cleanup::list_images(clients.ec2.as_ref(), region, &aws.prefix).await?);
-    }
-    let plan = cleanup::plan(images, keep_latest, &in_use);
+    let policy = cleanup::Policy {
+        keep_latest,
+        grace,
+        now: chrono::Utc::now(),
+    };
+    let plan = cleanup::plan_for(&clients, &aws.prefix, &regions, &policy).await?;
     print!("{}", plan.render(dry_run));
     if dry_run {
         return Ok(ExitCode::SUCCESS);

@@ -80,19 +80,42 @@ pub async fn edge_secret(
 impl LambdaWorld {
     /// `None` when an emulator is not installed and tools are not required (skip).
     pub async fn start(backend: DynamoBackend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        Self::start_with(backend, None, tweak).await
+    }
+
+    /// As [`LambdaWorld::start`], with the builds' AMIs registered in moto's EC2 (so
+    /// DescribeImages, DisableImage and launch templates meet real images) and the
+    /// x64 pipeline auto-disabled after `auto_disable` failed scheduled builds.
+    pub async fn start_with_ec2(
+        backend: DynamoBackend,
+        auto_disable: u32,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
+        Self::start_with(backend, Some(auto_disable), tweak).await
+    }
+
+    async fn start_with(
+        backend: DynamoBackend,
+        ec2: Option<u32>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         let aws = started_or_skip("AWS emulators", LocalAws::start(backend, REGION).await)?;
         let ib = LocalImageBuilder::start(Options {
             timing: Timing::manual(),
+            ec2_endpoint: ec2.map(|_| aws.moto.endpoint()),
             ..Options::default()
         })
         .await
         .expect("local Image Builder starts");
-        let x64 = ib
-            .register_pipeline(
-                PipelineSpec::new(X64_PIPELINE, [REGION, WEST])
-                    .architecture(kiln_shared::Architecture::X86_64),
-            )
-            .unwrap();
+        let mut x64_spec = PipelineSpec::new(X64_PIPELINE, [REGION, WEST])
+            .architecture(kiln_shared::Architecture::X86_64);
+        if let Some(n) = ec2 {
+            x64_spec = x64_spec
+                .auto_disable_after(n)
+                .ami_tag("kiln:prefix", "spot-runner")
+                .ami_tag("kiln:preset", X64);
+        }
+        let x64 = ib.register_pipeline(x64_spec).unwrap();
         let arm64 = ib
             .register_pipeline(
                 PipelineSpec::new(ARM64_PIPELINE, [REGION])

@@ -333,11 +333,7 @@ pub fn rollback(
     home_region: &str,
     at: DateTime<Utc>,
 ) -> Result<Control, ControlError> {
-    let now_on = current.current().build_id;
-    let before = now_on.and_then(|id| builds.iter().find(|b| b.build_id == id).map(finished));
-    let Some(target) = newest_good(current, builds, before, now_on)
-        .filter(|_| before.is_some() || now_on.is_none())
-    else {
+    let Some(target) = rollback_target(current, builds) else {
         return Err(ControlError::NoRollbackTarget {
             preset: current.preset.clone(),
             current: current
@@ -355,6 +351,17 @@ pub fn rollback(
         ReleaseKind::RolledBack,
         "rollback",
     )
+}
+
+/// The build `kiln rollback` would pin: the newest good, unrevoked build finished
+/// before the one runners use now (retention keeps its AMIs).
+pub fn rollback_target<'a>(
+    current: &AmiRecord,
+    builds: &'a [BuildRecord],
+) -> Option<&'a BuildRecord> {
+    let now_on = current.current().build_id;
+    let before = now_on.and_then(|id| builds.iter().find(|b| b.build_id == id).map(finished));
+    newest_good(current, builds, before, now_on).filter(|_| before.is_some() || now_on.is_none())
 }
 
 /// `kiln revoke VERSION`: the build is never pointed at again. If runners use it, they
