@@ -8,6 +8,7 @@
 //! - [`ssm::RunnerConfigs`] — the SSM runner configs, per region;
 //! - [`images::ImageBuilderApi`] — EC2 Image Builder pipelines and images;
 //! - [`ec2::Ec2Images`] — EC2 AMIs and their snapshots, per region;
+//! - [`alerts::Alerts`] — the SNS alerts topic (one message per transition);
 //! - [`edge::EdgePusher`] — the signed push of a status snapshot to the Worker;
 //! - [`release`] — the compare-and-swap loop for writes that are not observations
 //!   (release control, health) and the sync of runner configs and AMI parameters;
@@ -25,6 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub mod account;
+pub mod alerts;
 pub mod artifacts;
 pub mod attr;
 pub mod cfn;

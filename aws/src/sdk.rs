@@ -43,6 +43,8 @@ pub struct Clients {
     pub edge: Arc<dyn EdgePusher>,
     /// The edge secret's versions (read by ARN at init, refreshed by the Lambdas).
     pub secrets: Arc<dyn SecretVersions>,
+    /// The alerts topic; none until [`Clients::with_alerts`].
+    pub alerts: Arc<dyn crate::alerts::Alerts>,
 }
 
 impl Clients {
@@ -66,11 +68,16 @@ impl Clients {
             secrets: Arc::new(SdkSecrets::new(aws_sdk_secretsmanager::Client::new(&with(
                 &endpoints.secretsmanager,
             )))),
+            alerts: Arc::new(crate::alerts::NoAlerts),
         }
     }
 
     pub fn with_edge(self, edge: Arc<dyn EdgePusher>) -> Self {
         Clients { edge, ..self }
+    }
+
+    pub fn with_alerts(self, alerts: Arc<dyn crate::alerts::Alerts>) -> Self {
+        Clients { alerts, ..self }
     }
 }
 

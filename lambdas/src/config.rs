@@ -51,6 +51,9 @@ pub struct Config {
     /// handler's clock is acknowledged and not applied; stored ordering keys further
     /// ahead are not trusted (so a forged or broken event cannot freeze a preset).
     pub max_event_skew: Duration,
+    /// `KILN_ALERTS_TOPIC_ARN`: the SNS topic for alerts (build failed, warning raised
+    /// or cleared); unset: no alerts.
+    pub alerts_topic_arn: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -91,6 +94,7 @@ impl Config {
             edge_secret_ttl: Duration::from_secs(300),
             edge_timeout: Duration::from_millis(2000),
             max_event_skew: Duration::from_secs(300),
+            alerts_topic_arn: None,
         }
     }
 
@@ -160,6 +164,7 @@ impl Config {
             c.edge_secret_ttl = Duration::from_secs(s);
         }
         c.edge_secret_arn = get("KILN_EDGE_SECRET_ARN");
+        c.alerts_topic_arn = get("KILN_ALERTS_TOPIC_ARN");
         Ok(c)
     }
 

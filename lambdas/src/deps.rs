@@ -25,6 +25,8 @@ pub struct Deps {
     pub ec2: Arc<dyn Ec2Images>,
     pub edge: Arc<dyn EdgePusher>,
     pub secrets: Arc<dyn SecretVersions>,
+    /// The alerts topic (`KILN_ALERTS_TOPIC_ARN`; none: nothing is sent).
+    pub alerts: Arc<dyn kiln_aws::alerts::Alerts>,
     /// The edge secret's versions, cached per container.
     pub edge_secret: Arc<EdgeSecret>,
     /// Presets status-origin reconciled inline, and when (memo per container).
@@ -49,6 +51,7 @@ impl Deps {
             images: clients.images,
             ec2: clients.ec2,
             edge: clients.edge,
+            alerts: clients.alerts,
             inline_reconciled: Mutex::new(HashMap::new()),
             replay: Mutex::new(ReplayGuard::new(
                 crate::replay::CAPACITY,
@@ -59,7 +62,10 @@ impl Deps {
 
     /// Real SDK clients from one shared SDK configuration; the edge from `config`.
     pub fn from_sdk(config: Config, sdk: &aws_config::SdkConfig, endpoints: &Endpoints) -> Self {
-        let clients = Clients::from_sdk(sdk, endpoints, &config.table).with_edge(edge_of(&config));
+        let alerts = kiln_aws::alerts::SnsAlerts::from_sdk(sdk, config.alerts_topic_arn.as_deref());
+        let clients = Clients::from_sdk(sdk, endpoints, &config.table)
+            .with_edge(edge_of(&config))
+            .with_alerts(alerts);
         Deps::new(config, clients)
     }
 
@@ -94,6 +100,7 @@ impl Deps {
             ec2: self.ec2.clone(),
             edge: self.edge.clone(),
             secrets: self.secrets.clone(),
+            alerts: self.alerts.clone(),
         }
     }
 
@@ -119,7 +126,12 @@ impl Deps {
 #[cfg(feature = "mock")]
 pub fn fake(config: Config) -> (Deps, kiln_aws::mock::fakes::Fakes) {
     let fakes = kiln_aws::mock::fakes::Fakes::new();
-    (Deps::new(config, fakes.clients()), fakes)
+    // Alerts are recorded only when a topic is configured, as in a deployment.
+    let mut clients = fakes.clients();
+    if config.alerts_topic_arn.is_none() {
+        clients = clients.with_alerts(Arc::new(kiln_aws::alerts::NoAlerts));
+    }
+    (Deps::new(config, clients), fakes)
 }
 
 fn edge_of(config: &Config) -> Arc<dyn EdgePusher> {

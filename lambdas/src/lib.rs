@@ -7,6 +7,7 @@
 //! of every observation) and [`snapshot`] (the public report and its push), which sit
 //! on [`deps`] and [`config`].
 
+pub mod alerts;
 pub mod ami_update;
 pub mod config;
 pub mod deps;

@@ -96,6 +96,7 @@ pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileRepor
                 sync_configs(deps, &preset, record, &mut o).await?;
             }
             let changed = crate::health::check(deps, &preset, record, now).await?;
+            crate::alerts::warning_transitions(deps, &record.preset, now).await?;
             Ok::<_, HandlerError>((o.configs_updated, changed))
         }
         .await;

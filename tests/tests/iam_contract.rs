@@ -108,6 +108,7 @@ fn world(config: Config) -> (Deps, Fakes, Arc<FaultPlan>) {
 fn config() -> Config {
     let mut c = Config::new("spot-runner-state", REGION);
     c.edge_secret_arn = Some(fakes::EDGE_SECRET_ARN.into());
+    c.alerts_topic_arn = Some(format!("arn:aws:sns:{REGION}:{ACCOUNT}:alerts"));
     c
 }
 

@@ -18,7 +18,12 @@
 //! `building` record. A dead-lettered event may or may not have reached DynamoDB
 //! (at-most-once), so every subset of those is a candidate, and so is every reconcile
 //! pass's time. The runner config in every distribution region must point at the
-//! record's AMI (null before the first one) and keep the operator's own keys. Before
+//! record's AMI (null before the first one) and keep the operator's own keys. Release
+//! control races the events: in half the schedules `kiln pin` of one of the builds
+//! runs concurrently with a delivery batch (refused while the build's history is not
+//! AVAILABLE yet), sometimes followed by `kiln unpin`; the pin must hold through every
+//! later event and reconcile (never lost, never invented), runner configs must follow
+//! the pinned AMIs, and the event registers must still equal the ordered model. Before
 //! reconcile, when no event was dead-lettered, SSM must already follow DynamoDB (for
 //! concurrent deliveries a lag is counted, not failed, unless `KILN_MODEL_STRICT_SSM=1`).
 //!
@@ -56,10 +61,13 @@ use kiln_devstack::imagebuilder::{
     BuildPlan, Fate, LocalImageBuilder, Options, PipelineSpec, Timing,
 };
 use kiln_devstack::{DynamoBackend, LocalAws, started_or_skip};
+use kiln_infra::release::{self, Op};
 use kiln_lambdas::ami_update::{EventAck, handle_event};
 use kiln_lambdas::reconcile::{is_stale, reconcile};
 use kiln_lambdas::{Config, Deps, Endpoints};
+use kiln_shared::ImageArn;
 use kiln_shared::build::BuildRecord;
+use kiln_shared::state::release::ReleaseKind;
 use kiln_shared::state::{self, AmiRecord, Transition};
 use kiln_shared::{Architecture, ImageState, ImageStateChange, Observation, time};
 use kiln_tests::lambdas_kit::{REGION, WEST, preset};
@@ -100,6 +108,11 @@ struct Schedule {
     rules: Vec<Rule>,
     /// Image Builder API calls answered 503 (the SDK retries them).
     ib_unavailable: u32,
+    /// `kiln pin` of the `.1`-th build, run concurrently with delivery batch `.0`
+    /// (refused while that build's history does not say AVAILABLE yet).
+    pin: Option<(usize, usize)>,
+    /// `kiln unpin` after the deliveries, before reconcile.
+    unpin: bool,
 }
 
 fn schedule(seed: u64) -> Schedule {
@@ -159,6 +172,10 @@ fn schedule(seed: u64) -> Schedule {
         } else {
             0
         },
+        pin: rng
+            .random_bool(0.5)
+            .then(|| (rng.random_range(0..6), rng.random_range(0..4))),
+        unpin: rng.random_bool(0.3),
     }
 }
 
@@ -201,6 +218,8 @@ struct Stats {
     concurrent_schedules: usize,
     /// Concurrent schedules whose SSM configs lagged the record before reconcile.
     ssm_lagged: usize,
+    /// `kiln pin`s that went through while events were being delivered.
+    pins: usize,
 }
 
 impl Stats {
@@ -212,6 +231,7 @@ impl Stats {
         self.healed_by_reconcile += o.healed_by_reconcile;
         self.reconcile_passes += o.reconcile_passes;
         self.concurrent_schedules += o.concurrent_schedules;
+        self.pins += o.pins;
         self.ssm_lagged += o.ssm_lagged;
     }
 }
@@ -405,15 +425,54 @@ impl<'a> Worker<'a> {
         let mut queue: VecDeque<(usize, u32)> = copies.into_iter().map(|i| (i, 1)).collect();
         let mut ok = vec![false; events.len()];
         let mut dead = vec![false; events.len()];
+        let mut batch_no = 0;
+        // The build `kiln pin` holds runners on, once a pin went through.
+        let mut pinned: Option<String> = None;
+        let mut pin_faulted = false;
+        let pin_target = s
+            .pin
+            .and_then(|(batch, k)| arns.get(k).map(|arn| (batch, arn.clone())));
         while !queue.is_empty() {
             let n = rng.random_range(1..=s.concurrency).min(queue.len());
             let batch: Vec<(usize, u32)> = queue.drain(..n).collect();
-            let results = futures::future::join_all(
-                batch
-                    .iter()
-                    .map(|(i, _)| handle_event(&deps, events[*i].clone())),
-            )
-            .await;
+            let pin_now = pin_target
+                .as_ref()
+                .filter(|(b, _)| *b == batch_no || (queue.is_empty() && *b > batch_no));
+            batch_no += 1;
+            let pin = async {
+                let (_, arn) = pin_now?;
+                let op = Op::Pin {
+                    preset: name.clone(),
+                    version: ImageArn::parse(arn)?.build_version(),
+                };
+                Some(release::run(&deps.clients(), "spot-runner", &op, Utc::now()).await)
+            };
+            let (results, pin_result) = tokio::join!(
+                futures::future::join_all(
+                    batch
+                        .iter()
+                        .map(|(i, _)| handle_event(&deps, events[*i].clone())),
+                ),
+                pin
+            );
+            match pin_result {
+                Some(Ok(_)) => {
+                    stats.pins += 1;
+                    pinned = pin_now.map(|(_, arn)| arn.clone());
+                }
+                // Refused: the history does not say AVAILABLE yet (or never will).
+                Some(Err(release::ReleaseError::Refused(_))) | None => {}
+                // An injected fault: the pin may have landed before it (at-most-once,
+                // like a dead letter); the record says, and SSM may lag until reconcile.
+                Some(Err(_)) => {
+                    pin_faulted = true;
+                    let r = self.read_record(&name).await?;
+                    if let Some(rel) = r.release.filter(|r| r.kind == ReleaseKind::Pinned) {
+                        stats.pins += 1;
+                        pinned = Some(rel.build_id);
+                    }
+                }
+            }
             for ((i, attempt), result) in batch.into_iter().zip(results) {
                 stats.deliveries += 1;
                 match result {
@@ -444,6 +503,7 @@ impl<'a> Worker<'a> {
         // with `KILN_MODEL_STRICT_SSM=1`), always a failure for sequential ones.
         let before = self.read_record(&name).await?;
         if !dead.iter().any(|d| *d)
+            && !pin_faulted
             && let Err(e) = self
                 .check_configs(&parameter, &before, s.seed, "after the deliveries")
                 .await
@@ -458,6 +518,16 @@ impl<'a> Worker<'a> {
                 s.seed,
                 e.chars().take(300).collect::<String>()
             );
+        }
+
+        if s.unpin && pinned.is_some() {
+            let op = Op::Unpin {
+                preset: name.clone(),
+            };
+            release::run(&self.clean.clients(), "spot-runner", &op, Utc::now())
+                .await
+                .map_err(|e| format!("unpin: {e}"))?;
+            pinned = None;
         }
 
         // The scheduled reconcile, retried (next schedule tick) while it reports errors.
@@ -486,9 +556,22 @@ impl<'a> Worker<'a> {
             ));
         }
 
-        // The ordered model.
-        let record = self.read_record(&name).await?;
-        if record != before {
+        // Release control: the pin holds through every later event and reconcile.
+        let full = self.read_record(&name).await?;
+        let held = full
+            .release
+            .as_ref()
+            .filter(|r| r.kind == ReleaseKind::Pinned)
+            .map(|r| r.build_id.clone());
+        if held != pinned {
+            return Err(format!(
+                "pin lost or invented: expected {pinned:?}, stored {held:?} (record: {full:?})"
+            ));
+        }
+        // The ordered model, on the registers events write (release control and health
+        // are the revision's).
+        let record = events_only(&full);
+        if record != events_only(&before) {
             stats.healed_by_reconcile += 1;
         }
         let delivered: Vec<usize> = (0..events.len()).filter(|i| ok[*i]).collect();
@@ -535,6 +618,7 @@ impl<'a> Worker<'a> {
                         healed = *record;
                     }
                 }
+                let healed = events_only(&healed);
                 if healed == record {
                     candidates.clear();
                     break;
@@ -556,7 +640,7 @@ impl<'a> Worker<'a> {
                     .collect::<Vec<_>>()
             ));
         }
-        self.check_configs(&parameter, &record, s.seed, "after reconcile")
+        self.check_configs(&parameter, &full, s.seed, "after reconcile")
             .await?;
 
         // Leave the worker's table empty for the next schedule (reconcile reads it all).
@@ -602,7 +686,8 @@ impl<'a> Worker<'a> {
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("{when}: no runner config in {region}"))?;
             let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            let want = record.amis.get(region).map(String::as_str);
+            // What runners use: the pinned build's AMI, else the newest.
+            let want = record.current().amis.get(region).map(String::as_str);
             if v["amiId"].as_str() != want {
                 return Err(format!(
                     "{when}: runner config in {region} points at {} but the record's AMI is {want:?} \
@@ -619,6 +704,18 @@ impl<'a> Worker<'a> {
         }
         Ok(())
     }
+}
+
+/// The record without what release control and health write (`rev`, `release`,
+/// `revoked`, `health`, `changes`): what the ordered event model determines.
+fn events_only(r: &AmiRecord) -> AmiRecord {
+    let mut r = r.clone();
+    r.release = None;
+    r.revoked.clear();
+    r.rev = 0;
+    r.health = None;
+    r.changes.clear();
+    r
 }
 
 fn deps(aws: &LocalAws, ib: &LocalImageBuilder, table: &str) -> Deps {
@@ -828,7 +925,7 @@ async fn random_schedules_converge_to_the_ordered_model() {
         "model_faults: {} schedules in {elapsed:.1} s = {:.2} schedules/s ({workers} workers); \
          {} events, {} deliveries, {} handler errors retried or dead-lettered, {} dead letters, \
          {} records healed by reconcile, {} reconcile passes, {} schedules with concurrent deliveries, \
-         {} of them with SSM lagging the record before reconcile",
+         {} of them with SSM lagging the record before reconcile, {} pins racing the deliveries",
         seeds.len(),
         seeds.len() as f64 / elapsed,
         total.events,
@@ -839,6 +936,7 @@ async fn random_schedules_converge_to_the_ordered_model() {
         total.reconcile_passes,
         total.concurrent_schedules,
         total.ssm_lagged,
+        total.pins,
     );
     assert!(
         failures.is_empty(),

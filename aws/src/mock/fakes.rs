@@ -418,6 +418,7 @@ pub struct Fakes {
     pub ec2: Arc<MemEc2>,
     pub edge: Arc<RecordingEdge>,
     pub secrets: Arc<MemSecretVersions>,
+    pub alerts: Arc<RecordingAlerts>,
 }
 
 impl Fakes {
@@ -437,6 +438,27 @@ impl Fakes {
             ec2: self.ec2.clone(),
             edge: self.edge.clone(),
             secrets: self.secrets.clone(),
+            alerts: self.alerts.clone(),
         }
+    }
+}
+
+/// Every published alert: (subject, message).
+#[derive(Default)]
+pub struct RecordingAlerts(pub Mutex<Vec<(String, String)>>);
+
+impl crate::alerts::Alerts for RecordingAlerts {
+    fn enabled(&self) -> bool {
+        true
+    }
+    fn publish<'a>(
+        &'a self,
+        subject: &'a str,
+        message: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            lock(&self.0).push((subject.to_owned(), message.to_owned()));
+            Ok(())
+        })
     }
 }

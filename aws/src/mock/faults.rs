@@ -392,6 +392,19 @@ impl<T: ImageBuilderApi + ?Sized> ImageBuilderApi for Faulty<T> {
     }
 }
 
+impl<T: crate::alerts::Alerts + ?Sized> crate::alerts::Alerts for Faulty<T> {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+    fn publish<'a>(
+        &'a self,
+        subject: &'a str,
+        message: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(self, "sns:Publish", self.inner.publish(subject, message))
+    }
+}
+
 impl<T: EdgePusher + ?Sized> EdgePusher for Faulty<T> {
     fn enabled(&self) -> bool {
         self.inner.enabled()
@@ -431,7 +444,8 @@ impl Clients {
             images: Arc::new(Faulty::new(self.images, plan.clone())),
             ec2: Arc::new(Faulty::new(self.ec2, plan.clone())),
             edge: Arc::new(Faulty::new(self.edge, plan.clone())),
-            secrets: Arc::new(Faulty::new(self.secrets, plan)),
+            secrets: Arc::new(Faulty::new(self.secrets, plan.clone())),
+            alerts: Arc::new(Faulty::new(self.alerts, plan)),
         }
     }
 }

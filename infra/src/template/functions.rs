@@ -81,6 +81,13 @@ fn environment(f: &Function) -> Value {
     if f.signs() {
         vars.insert("KILN_EDGE_SECRET_ARN".into(), reference("EdgeSecretArn"));
     }
+    // Warning transitions (raised, cleared) go to the topic failed builds notify.
+    if f.id == "Reconcile" {
+        vars.insert(
+            "KILN_ALERTS_TOPIC_ARN".into(),
+            reference("FailedBuildsTopic"),
+        );
+    }
     if matches!(f.id, "Reconcile" | "StatusOrigin") {
         vars.insert(
             "KILN_STALE_AFTER_MINUTES".into(),

@@ -125,6 +125,8 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
             describe_images(),
             // Health: is the pipeline enabled (or auto-disabled after failures)?
             statement(&["imagebuilder:GetImagePipeline"], scope.pipelines.clone()),
+            // Alerts: warning raised or cleared.
+            statement(&["sns:Publish"], vec![reference("FailedBuildsTopic")]),
             on_failure(),
         ],
         "StatusOrigin" => vec![

@@ -2,6 +2,7 @@
 //! `tests/` run the same scenarios against real emulators over HTTP), one module per
 //! handler; the fixtures and helpers they share are here.
 
+mod alerts;
 mod ami_update;
 mod event_guard;
 mod origin_signing;

@@ -206,3 +206,35 @@ fn tile<'a>(html: &'a str, tone: &str) -> &'a str {
     let rest = &rest[start..];
     &rest[..rest.find('<').unwrap()]
 }
+
+#[test]
+fn each_warning_shows_beside_its_preset_escaped() {
+    let mut warned = preset("linux-x64", PresetStatus::Ready, Some("ami-1"));
+    warned.warnings = vec![
+        kiln_shared::status::Warning {
+            code: "ami_missing".into(),
+            message: "AMI ami-1-eu in eu-west-1 is deregistered".into(),
+            region: Some("eu-west-1".into()),
+        },
+        kiln_shared::status::Warning {
+            code: "pipeline_disabled".into(),
+            message: "The image pipeline is <disabled>".into(),
+            region: None,
+        },
+    ];
+    let fine = preset("linux-arm64", PresetStatus::Ready, Some("ami-2"));
+    let html = page(&report(vec![warned, fine], false));
+    let row = |name: &str| {
+        let start = html.find(&format!("data-preset=\"{name}\"")).unwrap();
+        let end = html[start..].find("</tr>").unwrap() + start;
+        html[start..end].to_owned()
+    };
+    let x64 = row("linux-x64");
+    assert!(
+        x64.contains(
+            "AMI ami-1-eu in eu-west-1 is deregistered; The image pipeline is &lt;disabled&gt;"
+        ),
+        "{x64}"
+    );
+    assert!(!row("linux-arm64").contains("class=\"warn\""), "{html}");
+}
