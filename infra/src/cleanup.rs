@@ -239,9 +239,9 @@ pub async fn referenced_by_configs(
     configs: &dyn RunnerConfigs,
     region: &str,
     prefix: &str,
-    path: &str,
+    kind: &str,
 ) -> Result<BTreeMap<String, String>, CleanupError> {
-    let path = format!("/{prefix}/{path}/");
+    let path = format!("/{prefix}/{kind}/");
     let params = configs
         .list(region, &path)
         .await
@@ -258,7 +258,12 @@ pub async fn referenced_by_configs(
             } else {
                 kiln_shared::runner_config::ami_of(&value)?
             };
-            Some((ami, format!("SSM parameter {name} ({region})")))
+            let what = if kind == "ami" {
+                "AMI parameter"
+            } else {
+                "runner config"
+            };
+            Some((ami, format!("{what} {name} ({region})")))
         })
         .collect())
 }

@@ -136,8 +136,8 @@ pub enum Command {
     Pin {
         preset: String,
         /// Build version, as `kiln list` shows it (e.g. 1.0.42/3).
-        #[arg(long = "build", value_name = "VERSION")]
-        version: String,
+        #[arg(long, value_name = "VERSION")]
+        build: String,
     },
     /// Let a pinned preset's runners follow its newest good build again.
     Unpin { preset: String },
@@ -147,7 +147,8 @@ pub enum Command {
     /// previous good build until a newer one is ready.
     Revoke {
         /// Build version, as `kiln list` shows it.
-        version: String,
+        #[arg(value_name = "VERSION")]
+        build: String,
         /// The preset, when more than one has a build of this version.
         #[arg(long)]
         preset: Option<String>,

@@ -216,20 +216,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             regions,
             grace,
         } => cleanup(&aws, keep_latest as usize, dry_run, regions, grace).await,
-        Command::Pin { preset, version } => {
-            release(&aws, kiln_infra::release::Op::Pin { preset, version }).await
+        Command::Pin { preset, build } => {
+            let op = kiln_infra::release::Op::Pin {
+                preset,
+                version: build,
+            };
+            release(&aws, op).await
         }
         Command::Unpin { preset } => release(&aws, kiln_infra::release::Op::Unpin { preset }).await,
         Command::Rollback { preset } => {
             release(&aws, kiln_infra::release::Op::Rollback { preset }).await
         }
         Command::Revoke {
-            version,
+            build,
             preset,
             disable_ami,
         } => {
             let op = kiln_infra::release::Op::Revoke {
-                version,
+                version: build,
                 preset,
                 disable_ami,
             };

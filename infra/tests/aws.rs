@@ -411,6 +411,8 @@ async fn cleanup_keeps_the_newest_and_every_ami_in_use() {
             "cleanup",
             "--keep-latest",
             "2",
+            "--grace",
+            "0",
             "--dry-run",
             "--table",
             TABLE,
@@ -430,7 +432,7 @@ async fn cleanup_keeps_the_newest_and_every_ami_in_use() {
         "{plan}"
     );
     assert!(
-        plan.contains("in use by the latest ready image of beta"),
+        plan.contains("in use by the current image of beta (state table)"),
         "{plan}"
     );
     assert!(plan.contains("(dry run: nothing changed)"), "{plan}");
@@ -446,6 +448,8 @@ async fn cleanup_keeps_the_newest_and_every_ami_in_use() {
             "cleanup",
             "--keep-latest",
             "2",
+            "--grace",
+            "0",
             "--table",
             TABLE,
             "--regions",
@@ -496,6 +500,8 @@ async fn cleanup_keeps_the_newest_and_every_ami_in_use() {
             "cleanup",
             "--keep-latest",
             "2",
+            "--grace",
+            "0",
             "--table",
             TABLE,
             "--regions",

@@ -44,6 +44,7 @@ fn resolve(value: &Value, t: &Value) -> String {
             "EdgeUrl" => "https://status.example.com".into(),
             "EdgeSecretArn" => EDGE_SECRET_ARN.into(),
             "ReconcileThresholdMinutes" => "45".into(),
+            "FailedBuildsTopic" => "arn:aws:sns:us-east-1:123456789012:spot-runner-alerts".into(),
             other => t["Parameters"][other]["Default"]
                 .as_str()
                 .map(str::to_owned)

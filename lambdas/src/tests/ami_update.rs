@@ -41,10 +41,24 @@ async fn first_build_available_updates_ssm_in_both_regions_keeping_other_keys() 
     assert_eq!(builds.len(), 1);
     assert_eq!(builds[0].status, BuildStatus::Ready);
     assert_eq!(builds[0].amis.len(), 2);
-    // Every record write pushed a snapshot; the last one is ready.
+    // Every record write pushed a snapshot; in the last one the preset is ready (the
+    // overall status also warns: the fixture's AMI was built long before the clock).
     let pushes = w.edge.0.lock().unwrap().clone();
     assert_eq!(pushes.len(), 2);
-    assert!(pushes[1].is_ready(), "{:?}", pushes[1]);
+    assert_eq!(
+        pushes[1].presets[0].status,
+        kiln_shared::PresetStatus::Ready,
+        "{:?}",
+        pushes[1]
+    );
+    assert!(
+        pushes[1].presets[0]
+            .warnings
+            .iter()
+            .all(|w| w.code == "ami_too_old" || w.code == "no_recent_success"),
+        "{:?}",
+        pushes[1]
+    );
 }
 
 #[tokio::test]
@@ -177,13 +191,14 @@ async fn available_event_cost_is_counted() {
         ("dynamodb:Query".to_owned(), 2),   // snapshot: AMI records, PRESET items
         ("edge:Ingest".to_owned(), 1),
         ("imagebuilder:GetImage".to_owned(), 1),
-        ("ssm:GetParameter".to_owned(), 2), // per region
-        ("ssm:PutParameter".to_owned(), 2),
+        // Per region: the runner config and the AMI parameter (`aws:ec2:image`).
+        ("ssm:GetParameter".to_owned(), 4),
+        ("ssm:PutParameter".to_owned(), 4),
         // The edge secret (AWSCURRENT, AWSPREVIOUS): the container's first push.
         ("secretsmanager:GetSecretValue".to_owned(), 2),
     ]);
     assert_eq!(calls, expect);
-    assert_eq!(plan.aws_calls(), 15);
+    assert_eq!(plan.aws_calls(), 19);
 }
 
 #[tokio::test]
