@@ -190,6 +190,9 @@ impl DevStack {
         let imagebuilder = LocalImageBuilder::start(imagebuilder::Options {
             region: options.region.clone(),
             timing: Timing::total(options.build_time),
+            // The builds' AMIs exist in moto's EC2: reconcile's health check, cleanup
+            // and `resolve:ssm:` meet real images, not ids EC2 never heard of.
+            ec2_endpoint: Some(aws.moto.endpoint()),
             ..Default::default()
         })
         .await?;
@@ -203,6 +206,11 @@ impl DevStack {
             // "is this ours" from the recipe segment of the image ARN.
             spec.recipe_name = Some(pipeline.clone());
             spec.recipe_version = Some(preset.semantic_version());
+            // Tagged as the template's distribution tags them (`kiln cleanup` finds them).
+            spec = spec
+                .ami_tag("kiln:prefix", &options.prefix)
+                .ami_tag("kiln:preset", &preset.name)
+                .ami_tag("kiln:architecture", preset.architecture.as_str());
             pipeline_arns.insert(preset.name.clone(), imagebuilder.register_pipeline(spec)?);
             if options.fail.contains(&preset.name) {
                 imagebuilder.fail_next_build(

@@ -117,7 +117,8 @@ async fn build_lifecycle_against_emulators() {
         .filter(|(op, _)| !op.starts_with("edge:"))
         .map(|(_, n)| n)
         .sum();
-    assert_eq!(aws, 13, "{calls:?}");
+    // 13, plus per region a read and a write of `/<prefix>/ami/<preset>`.
+    assert_eq!(aws, 17, "{calls:?}");
     assert_eq!(calls["edge:Ingest"], 1);
     let pushed = pushes.lock().unwrap()[pushes_before..].to_vec();
     assert_eq!(pushed.len(), 1);

@@ -43,7 +43,8 @@ async fn build_losing_available(w: &mut LambdaWorld, arn: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_available_is_healed_by_reconcile_and_by_status_origin() {
-    let Some(mut w) = LambdaWorld::start(DynamoBackend::Moto, |c| {
+    // AMIs registered in moto's EC2: reconcile's health check finds them.
+    let Some(mut w) = LambdaWorld::start_with_ec2(DynamoBackend::Moto, 3, |c| {
         // Everything building counts as stale, so the test need not wait 30 minutes.
         c.stale_after = Duration::ZERO;
     })

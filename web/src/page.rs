@@ -169,14 +169,18 @@ fn PresetRow(preset: PresetReport, now: DateTime<Utc>) -> impl IntoView {
     };
     let name = preset.name.clone();
     // Warnings (old AMI, disabled pipeline, missing AMI, revoked build) as one line.
-    let warn: Vec<&str> = preset.warnings.iter().map(|w| w.message.as_str()).collect();
-    let warn = warn.join("; ");
-    let warn = (!warn.is_empty()).then(|| view! { <p class="warn">{warn}</p> });
+    let mut warn = String::new();
+    for w in &preset.warnings {
+        if !warn.is_empty() {
+            warn.push_str("; ");
+        }
+        warn.push_str(&w.message);
+    }
     view! {
         <tr data-preset=preset.name data-status=status.as_str()>
             <th scope="row">{name}</th>
             <td>{arch}</td>
-            <td><span class=format!("pill tone-{}", status.as_str())>{preset_title(status)}</span>{warn}</td>
+            <td><span class=format!("pill tone-{}", status.as_str())>{preset_title(status)}</span><p class="warn">{warn}</p></td>
             <td>{amis_view}</td>
             <td><When at=preset.updated_at now=now/></td>
         </tr>
