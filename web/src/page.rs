@@ -176,11 +176,12 @@ fn PresetRow(preset: PresetReport, now: DateTime<Utc>) -> impl IntoView {
         }
         warn.push_str(&w.message);
     }
+    let warn_class = if warn.is_empty() { "warn hide" } else { "warn" };
     view! {
         <tr data-preset=preset.name data-status=status.as_str()>
             <th scope="row">{name}</th>
             <td>{arch}</td>
-            <td><span class=format!("pill tone-{}", status.as_str())>{preset_title(status)}</span><p class="warn">{warn}</p></td>
+            <td><span class=format!("pill tone-{}", status.as_str())>{preset_title(status)}</span><p class=warn_class>{warn}</p></td>
             <td>{amis_view}</td>
             <td><When at=preset.updated_at now=now/></td>
         </tr>

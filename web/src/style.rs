@@ -52,7 +52,7 @@ background:var(--tone-bg);color:var(--tone);border:1px solid color-mix(in srgb,v
 code{font:.92em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .abs{display:block;color:var(--muted);font-size:.85em;font-variant-numeric:tabular-nums}
 .none{color:var(--muted)}
-.warn{margin:4px 0 0;color:var(--stale);font-size:.85em}.warn:empty{display:none}
+.warn{margin:4px 0 0;color:var(--stale);font-size:.85em}.hide{display:none}
 .empty{padding:28px 20px;margin:0;color:var(--muted)}
 footer{margin-top:20px;color:var(--muted);font-size:.9rem}
 a{color:var(--building)}
