@@ -10,6 +10,7 @@
 pub mod ami_update;
 pub mod config;
 pub mod deps;
+pub mod history;
 pub mod logging;
 pub mod observe;
 pub mod preset_init;

@@ -9,6 +9,6 @@ mod page;
 mod style;
 mod when;
 
-pub use badge::{Badge, badge_json, badge_svg};
+pub use badge::{Badge, badge_json, badge_svg, render_badge_json, render_badge_svg};
 pub use page::{PageOptions, render_page, render_unavailable};
 pub use when::{absolute_utc, relative};

@@ -306,12 +306,12 @@ struct ReplayRefusingEdge(std::sync::Mutex<Vec<kiln_shared::StatusReport>>);
 impl kiln_aws::edge::EdgePusher for ReplayRefusingEdge {
     fn push<'a>(
         &'a self,
-        report: &'a kiln_shared::StatusReport,
+        published: &'a kiln_shared::feeds::Published,
         _secret: &'a [u8],
     ) -> kiln_aws::BoxFut<'a, Result<(), kiln_aws::edge::PushError>> {
         Box::pin(async move {
             let mut seen = self.0.lock().unwrap();
-            seen.push(report.clone());
+            seen.push(published.report.clone());
             if seen.len() == 1 {
                 Err(kiln_aws::edge::PushError::Status(401))
             } else {
