@@ -136,14 +136,13 @@ impl Snapshot {
     }
 }
 
-/// An origin answer or push: `{"report", "feeds"}`, or a bare report (an origin that
-/// predates the feeds). One parse when the body is current.
+/// An origin answer or push: `[report, feeds]`, or a bare report (an origin that
+/// predates the feeds). One parse either way: the first byte tells which.
 pub fn decode_published(body: &[u8]) -> Result<(StatusReport, Option<Feeds>), serde_json::Error> {
-    match serde_json::from_slice::<Published>(body) {
-        Ok(p) => Ok((p.report, Some(p.feeds))),
-        Err(e) => serde_json::from_slice::<StatusReport>(body)
-            .map(|r| (r, None))
-            .map_err(|_| e),
+    if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice::<Published>(body).map(|p| (p.report, Some(p.feeds)))
+    } else {
+        serde_json::from_slice::<StatusReport>(body).map(|r| (r, None))
     }
 }
 

@@ -16,8 +16,11 @@ pub mod atom;
 pub mod statuspage;
 
 /// The pre-rendered documents, as carried in the snapshot.
+///
+/// On the wire a JSON array of strings in field order (the order of the fields below): the
+/// Worker's wasm then needs no field-matching deserialiser for it (its size is budgeted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
 pub struct Feeds {
     /// Content tag of all of the below (the documents' ETags derive from it).
     pub tag: String,
@@ -35,16 +38,59 @@ pub struct Feeds {
     pub uptime30d: [String; 2],
     pub age: [String; 2],
     /// The page's history section (HTML, rendered by `kiln-web`), empty when absent.
-    #[serde(default)]
     pub page: String,
 }
 
-/// What the origin answers and the Lambdas push: the report and the documents.
+impl From<Feeds> for Vec<String> {
+    fn from(f: Feeds) -> Vec<String> {
+        let [u, ut] = f.uptime30d;
+        let [a, at] = f.age;
+        vec![
+            f.tag, f.history, f.status, f.summary, f.atom, u, ut, a, at, f.page,
+        ]
+    }
+}
+
+impl TryFrom<Vec<String>> for Feeds {
+    type Error = &'static str;
+    fn try_from(v: Vec<String>) -> Result<Feeds, &'static str> {
+        let Ok([tag, history, status, summary, atom, u, ut, a, at, page]) =
+            <[String; 10]>::try_from(v)
+        else {
+            return Err("feeds: expected 10 strings");
+        };
+        Ok(Feeds {
+            tag,
+            history,
+            status,
+            summary,
+            atom,
+            uptime30d: [u, ut],
+            age: [a, at],
+            page,
+        })
+    }
+}
+
+/// What the origin answers and the Lambdas push: the report and the documents. On the
+/// wire `[report, feeds]`, so a reader tells it from a bare report by the first byte.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "(StatusReport, Feeds)", into = "(StatusReport, Feeds)")]
 pub struct Published {
     pub report: StatusReport,
     pub feeds: Feeds,
+}
+
+impl From<(StatusReport, Feeds)> for Published {
+    fn from((report, feeds): (StatusReport, Feeds)) -> Published {
+        Published { report, feeds }
+    }
+}
+
+impl From<Published> for (StatusReport, Feeds) {
+    fn from(p: Published) -> (StatusReport, Feeds) {
+        (p.report, p.feeds)
+    }
 }
 
 impl Feeds {
