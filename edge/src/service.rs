@@ -200,7 +200,12 @@ impl<P: Platform> Edge<P> {
                 } else {
                     format!("public, max-age={}", self.p.config().cache_ttl_secs)
                 };
-                (200, kiln_web::render_page(&s.report, now, &opts), cc)
+                let history = s.feeds.as_ref().map_or("", |f| f.page.as_str());
+                (
+                    200,
+                    kiln_web::render_page_with(&s.report, now, &opts, history),
+                    cc,
+                )
             }
             None => (
                 503,

@@ -56,7 +56,9 @@ pub async fn refresh(
 pub fn published(report: StatusReport, rollups: &[Rollup], now: DateTime<Utc>) -> Published {
     let names: Vec<&str> = report.presets.iter().map(|p| p.name.as_str()).collect();
     let histories = public_histories(&names, rollups, now);
-    let feeds = Feeds::build(&report, &histories, now);
+    let mut feeds = Feeds::build(&report, &histories, now);
+    feeds.page = kiln_web::render_history(&histories, now);
+    feeds.retag();
     Published { report, feeds }
 }
 
