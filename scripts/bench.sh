@@ -81,6 +81,8 @@ ratios = [
     ("SSR page / JSON of the same report, 10 presets", "ssr/page/10", "ssr/json/10"),
     ("SSR page / JSON of the same report, 1000 presets", "ssr/page/1000", "ssr/json/1000"),
     ("SSR page for 1000 presets / for 100 (linear = 10)", "ssr/page/1000", "ssr/page/100"),
+    ("SSR page with full history / without, 100 presets (budget: <= 5 ms)", "ssr/page_with_history/100", "ssr/page/100"),
+    ("history section render (origin) / SSR page, 100 presets", "ssr/history/100", "ssr/page/100"),
 ]
 shown = [(label, rows[a][0] / rows[b][0]) for label, a, b in ratios if a in rows and b in rows]
 if shown:

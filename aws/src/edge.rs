@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use kiln_shared::StatusReport;
+use kiln_shared::feeds::Published;
 use kiln_shared::signing::{self, INGEST_PATH, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 use crate::BoxFut;
@@ -29,7 +29,7 @@ pub trait EdgePusher: Send + Sync {
     /// fresh) and sends.
     fn push<'a>(
         &'a self,
-        report: &'a StatusReport,
+        published: &'a Published,
         secret: &'a [u8],
     ) -> BoxFut<'a, Result<(), PushError>>;
 }
@@ -43,7 +43,7 @@ impl EdgePusher for NoEdge {
     }
     fn push<'a>(
         &'a self,
-        _report: &'a StatusReport,
+        _published: &'a Published,
         _secret: &'a [u8],
     ) -> BoxFut<'a, Result<(), PushError>> {
         Box::pin(async { Ok(()) })
@@ -73,11 +73,11 @@ impl HttpEdge {
 impl EdgePusher for HttpEdge {
     fn push<'a>(
         &'a self,
-        report: &'a StatusReport,
+        published: &'a Published,
         secret: &'a [u8],
     ) -> BoxFut<'a, Result<(), PushError>> {
         Box::pin(async move {
-            let body = serde_json::to_vec(report).expect("report serialises");
+            let body = serde_json::to_vec(published).expect("snapshot serialises");
             let ts = chrono::Utc::now().timestamp();
             let sig = signing::sign(secret, ts, "POST", INGEST_PATH, &body)?;
             let resp = self

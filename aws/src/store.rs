@@ -24,6 +24,9 @@ use crate::BoxFut;
 use crate::attr::{self, Item};
 use crate::error::{AwsError, from_sdk};
 
+mod history;
+pub use history::VersionedRollup;
+
 /// Attribute holding the BUILD item's revision (optimistic concurrency).
 const REV: &str = "rev";
 
@@ -195,6 +198,25 @@ pub trait StateStore: Send + Sync {
         expected_rev: Option<u64>,
     ) -> BoxFut<'a, Result<Cas, AwsError>>;
     fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>>;
+
+    /// Every BUILD item of one preset (one GSI query on the `jobId` prefix).
+    fn list_builds_of<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Listing<BuildRecord>, AwsError>>;
+    /// A preset's history rollup (`HISTORY#<preset>`) and its revision.
+    fn get_history<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Option<VersionedRollup>, AwsError>>;
+    /// Writes `rollup` as revision `expected_rev + 1` if `expected_rev` is still stored.
+    fn put_history<'a>(
+        &'a self,
+        rollup: &'a kiln_shared::history::Rollup,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>>;
+    /// Every preset's rollup (one paginated GSI query).
+    fn list_history(&self) -> BoxFut<'_, Result<Listing<kiln_shared::history::Rollup>, AwsError>>;
 }
 
 /// The real store: DynamoDB through the official SDK.
@@ -494,6 +516,34 @@ impl StateStore for DynamoStore {
                 self.query_type(RECORD_TYPE_BUILD).await?,
             ))
         })
+    }
+    fn list_builds_of<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Listing<BuildRecord>, AwsError>> {
+        Box::pin(self.builds_of_impl(preset))
+    }
+
+    fn get_history<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Option<VersionedRollup>, AwsError>> {
+        Box::pin(async move {
+            self.get_history_impl(&kiln_shared::history::history_job_id(preset))
+                .await
+        })
+    }
+
+    fn put_history<'a>(
+        &'a self,
+        rollup: &'a kiln_shared::history::Rollup,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        Box::pin(self.put_history_impl(rollup, expected_rev))
+    }
+
+    fn list_history(&self) -> BoxFut<'_, Result<Listing<kiln_shared::history::Rollup>, AwsError>> {
+        Box::pin(self.list_history_impl())
     }
 }
 

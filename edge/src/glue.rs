@@ -264,6 +264,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
                 timestamp: timestamp.as_deref(),
                 signature: signature.as_deref(),
                 content_length,
+                base: parts.origin,
             },
             JsBody {
                 req: &mut req,

@@ -75,7 +75,7 @@ pub fn verify(
     req: &OriginRequest,
     resp: &OriginResponse,
     now: i64,
-) -> Result<(StatusReport, i64), OriginError> {
+) -> Result<(StatusReport, Option<kiln_shared::feeds::Feeds>, i64), OriginError> {
     if resp.status != 200 {
         return Err(OriginError::Status(resp.status));
     }
@@ -100,11 +100,11 @@ pub fn verify(
     if signed_at - now > cfg.max_clock_skew_secs {
         return Err(OriginError::FromTheFuture(signed_at - now));
     }
-    let mut report: StatusReport =
-        serde_json::from_slice(&resp.body).map_err(|e| OriginError::Body(e.to_string()))?;
+    let (mut report, feeds) = crate::snapshot::decode_published(&resp.body)
+        .map_err(|e| OriginError::Body(e.to_string()))?;
     // The origin speaks for now; staleness is the edge's to declare.
     report.stale = false;
-    Ok((report, signed_at))
+    Ok((report, feeds, signed_at))
 }
 
 #[cfg(test)]
@@ -197,7 +197,8 @@ mod tests {
 
     #[test]
     fn accepts_a_signed_report() {
-        let (report, ts) = verify(&cfg(), &pull(), &signed(&body(), NOW - 2, b"k"), NOW).unwrap();
+        let (report, _, ts) =
+            verify(&cfg(), &pull(), &signed(&body(), NOW - 2, b"k"), NOW).unwrap();
         assert_eq!(report.message, "hi");
         assert_eq!(ts, NOW - 2);
     }

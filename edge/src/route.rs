@@ -13,8 +13,31 @@ pub enum Route {
     BadgeJson,
     Healthz,
     Ingest,
+    /// `/history.json`, `/feed.atom`, `/api/v2/summary.json`, `/api/v2/status.json`.
+    Doc(Doc),
+    /// `/badge.svg` or `/badge.json` (`svg: false`) with `?metric=uptime30d|age`.
+    MetricBadge {
+        svg: bool,
+        metric: Metric,
+    },
     /// CORS preflight for one of the public GET routes.
     Preflight,
+}
+
+/// A document rendered by the origin and carried in the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doc {
+    History,
+    Atom,
+    Summary,
+    SpStatus,
+}
+
+/// A badge metric other than the overall status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Uptime30d,
+    Age,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +48,8 @@ pub enum RouteError {
     MethodNotAllowed { allow: &'static str },
     #[error("unsupported query: `require` accepts only `ready`")]
     BadQuery,
+    #[error("unsupported query: `metric` accepts `status`, `uptime30d` or `age`")]
+    BadMetric,
 }
 
 pub const ALLOW_READ: &str = "GET, HEAD, OPTIONS";
@@ -53,8 +78,31 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Result<Route, Rou
             read(Route::Status { require_ready })
         }
         "/" | "/index.html" => read(Route::Page),
-        "/badge.svg" => read(Route::BadgeSvg),
-        "/badge.json" => read(Route::BadgeJson),
+        "/badge.svg" | "/badge.json" => {
+            let svg = path == "/badge.svg";
+            let metric = query
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|p| p.strip_prefix("metric="))
+                .next_back();
+            match metric {
+                None | Some("status") if svg => read(Route::BadgeSvg),
+                None | Some("status") => read(Route::BadgeJson),
+                Some("uptime30d") => read(Route::MetricBadge {
+                    svg,
+                    metric: Metric::Uptime30d,
+                }),
+                Some("age") => read(Route::MetricBadge {
+                    svg,
+                    metric: Metric::Age,
+                }),
+                Some(_) => Err(RouteError::BadMetric),
+            }
+        }
+        "/history.json" => read(Route::Doc(Doc::History)),
+        "/feed.atom" => read(Route::Doc(Doc::Atom)),
+        "/api/v2/summary.json" => read(Route::Doc(Doc::Summary)),
+        "/api/v2/status.json" => read(Route::Doc(Doc::SpStatus)),
         "/healthz" => read(Route::Healthz),
         p if p == INGEST_PATH => match method {
             "POST" => Ok(Route::Ingest),
@@ -130,6 +178,39 @@ mod tests {
         assert_eq!(ok("GET", "/healthz", None), Route::Healthz);
         assert_eq!(ok("POST", "/ingest", None), Route::Ingest);
         assert_eq!(ok("OPTIONS", "/status", None), Route::Preflight);
+        assert_eq!(
+            ok("GET", "/badge.svg", Some("metric=status")),
+            Route::BadgeSvg
+        );
+        assert_eq!(
+            ok("GET", "/badge.json", Some("metric=uptime30d")),
+            Route::MetricBadge {
+                svg: false,
+                metric: Metric::Uptime30d
+            }
+        );
+        assert_eq!(
+            ok("HEAD", "/badge.svg", Some("x=1&metric=age")),
+            Route::MetricBadge {
+                svg: true,
+                metric: Metric::Age
+            }
+        );
+        assert_eq!(ok("GET", "/history.json", None), Route::Doc(Doc::History));
+        assert_eq!(ok("GET", "/feed.atom", None), Route::Doc(Doc::Atom));
+        assert_eq!(
+            ok("GET", "/api/v2/summary.json", None),
+            Route::Doc(Doc::Summary)
+        );
+        assert_eq!(
+            ok("GET", "/api/v2/status.json", None),
+            Route::Doc(Doc::SpStatus)
+        );
+        assert_eq!(ok("OPTIONS", "/feed.atom", None), Route::Preflight);
+        assert_eq!(
+            route("GET", "/badge.svg", Some("metric=nope")),
+            Err(RouteError::BadMetric)
+        );
     }
 
     #[test]

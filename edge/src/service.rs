@@ -18,6 +18,7 @@ use crate::origin::{OriginError, OriginRequest, OriginResponse};
 use crate::route::{ALLOW_READ, Route, RouteError, route};
 use crate::snapshot::{Snapshot, if_none_match_hits};
 
+mod docs;
 mod ingest;
 mod tiers;
 
@@ -101,6 +102,8 @@ pub struct Request<'a> {
     pub signature: Option<&'a str>,
     /// The declared `Content-Length`; the body itself is read only by `/ingest`.
     pub content_length: Option<u64>,
+    /// `scheme://host[:port]` as the client addressed the Worker (Statuspage's page URL).
+    pub base: &'a str,
 }
 
 #[derive(Clone)]
@@ -122,6 +125,8 @@ impl<P: Platform> Edge<P> {
             Ok(Route::BadgeJson) => self.badge(false).await,
             Ok(Route::Healthz) => self.healthz(),
             Ok(Route::Ingest) => self.ingest(req, body).await,
+            Ok(Route::Doc(doc)) => self.doc(req, doc).await,
+            Ok(Route::MetricBadge { svg, metric }) => self.metric_badge(svg, metric).await,
             Ok(Route::Preflight) => Reply::new(204, JSON, Body::Empty)
                 .with("access-control-allow-methods", ALLOW_READ)
                 .with("access-control-allow-headers", "If-None-Match")
@@ -130,7 +135,9 @@ impl<P: Platform> Edge<P> {
             Err(e @ RouteError::MethodNotAllowed { allow }) => {
                 Reply::error(405, "method_not_allowed", &e.to_string()).with("allow", allow)
             }
-            Err(e @ RouteError::BadQuery) => Reply::error(400, "bad_request", &e.to_string()),
+            Err(e @ (RouteError::BadQuery | RouteError::BadMetric)) => {
+                Reply::error(400, "bad_request", &e.to_string())
+            }
         }
     }
 
@@ -193,7 +200,12 @@ impl<P: Platform> Edge<P> {
                 } else {
                     format!("public, max-age={}", self.p.config().cache_ttl_secs)
                 };
-                (200, kiln_web::render_page(&s.report, now, &opts), cc)
+                let history = s.feeds.as_ref().map_or("", |f| f.page.as_str());
+                (
+                    200,
+                    kiln_web::render_page_with(&s.report, now, &opts, history),
+                    cc,
+                )
             }
             None => (
                 503,

@@ -6,6 +6,7 @@
 //! every pull (no 304s) and make every pull look like news (a KV write each).
 
 use kiln_shared::StatusReport;
+use kiln_shared::feeds::{Feeds, Published};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -27,6 +28,9 @@ pub struct Snapshot {
     /// The isolate that pulled or received it (0: unknown). That isolate refreshes it
     /// first; the colo's other isolates wait a grace period for its refresh.
     pub owner: u64,
+    /// The history, feeds and badge documents the origin rendered with the report
+    /// (`None` from an origin that predates them).
+    pub feeds: Option<Feeds>,
 }
 
 /// The stored form (Cache API body and KV value).
@@ -42,6 +46,8 @@ struct Envelope {
     #[serde(default, skip_serializing_if = "is_zero_i")]
     last_ingest: i64,
     report: StatusReport,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    feeds: Option<Feeds>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -69,7 +75,13 @@ impl Snapshot {
             checked_at,
             signed_at,
             owner: 0,
+            feeds: None,
         }
+    }
+
+    pub fn with_feeds(mut self, feeds: Option<Feeds>) -> Snapshot {
+        self.feeds = feeds;
+        self
     }
 
     pub fn owned_by(mut self, owner: u64) -> Snapshot {
@@ -82,7 +94,9 @@ impl Snapshot {
         let owner = self.owner;
         let mut report = self.report;
         report.stale = true;
-        Snapshot::new(report, self.signed_at, now).owned_by(owner)
+        Snapshot::new(report, self.signed_at, now)
+            .owned_by(owner)
+            .with_feeds(self.feeds)
     }
 
     /// The Cache API form.
@@ -98,6 +112,7 @@ impl Snapshot {
             owner: self.owner,
             last_ingest,
             report: self.report.clone(),
+            feeds: self.feeds.clone(),
         })
         .expect("envelope serialises")
     }
@@ -109,13 +124,25 @@ impl Snapshot {
     /// The snapshot and the replay guard's timestamp (0 when absent).
     pub fn decode_with(bytes: &[u8]) -> Result<(Snapshot, i64), DecodeError> {
         let e: Envelope = serde_json::from_slice(bytes)?;
-        let snap = Snapshot::new(e.report, e.signed_at, e.checked_at).owned_by(e.owner);
+        let snap = Snapshot::new(e.report, e.signed_at, e.checked_at)
+            .owned_by(e.owner)
+            .with_feeds(e.feeds);
         Ok((snap, e.last_ingest))
     }
 
     /// Seconds since the edge last confirmed it.
     pub fn age(&self, now: i64) -> i64 {
         now - self.checked_at
+    }
+}
+
+/// An origin answer or push: `[report, feeds]`, or a bare report (an origin that
+/// predates the feeds). One parse either way: the first byte tells which.
+pub fn decode_published(body: &[u8]) -> Result<(StatusReport, Option<Feeds>), serde_json::Error> {
+    if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice::<Published>(body).map(|p| (p.report, Some(p.feeds)))
+    } else {
+        serde_json::from_slice::<StatusReport>(body).map(|r| (r, None))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod ami_update;
 pub mod config;
 pub mod deps;
 pub mod health;
+pub mod history;
 pub mod logging;
 pub mod observe;
 pub mod preset_init;

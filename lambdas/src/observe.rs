@@ -146,6 +146,9 @@ pub async fn observe(
     }
     outcome.record = stored;
     outcome.build_written = record_build(deps, obs).await?;
+    if outcome.build_written {
+        crate::history::refresh(deps, preset, Utc::now()).await?;
+    }
     Ok(outcome)
 }
 

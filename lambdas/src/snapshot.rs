@@ -8,15 +8,22 @@ use kiln_aws::AwsError;
 use kiln_aws::edge::PushError;
 use kiln_aws::store::PresetItem;
 use kiln_shared::StatusReport;
+use kiln_shared::feeds::Published;
 use kiln_shared::state::AmiRecord;
 use kiln_shared::status::KnownPreset;
 
 use crate::Deps;
 
-/// The report from the table as it is (no reconciliation): what pushes carry.
+/// The report from the table as it is (no reconciliation).
 pub async fn snapshot(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, AwsError> {
     let (records, presets) = futures::try_join!(deps.store.list_ami(), deps.store.list_presets())?;
     Ok(report(&presets, &records, now))
+}
+
+/// The report and its documents (history, feeds): what pushes carry. Three queries.
+pub async fn published(deps: &Deps, now: DateTime<Utc>) -> Result<Published, AwsError> {
+    let (report, rollups) = futures::try_join!(snapshot(deps, now), crate::history::rollups(deps))?;
+    Ok(crate::history::published(report, &rollups, now))
 }
 
 pub fn report(presets: &[PresetItem], records: &[AmiRecord], now: DateTime<Utc>) -> StatusReport {
@@ -56,7 +63,7 @@ pub async fn push_snapshot(deps: &Deps, now: DateTime<Utc>) {
                 return;
             }
         };
-        let report = match snapshot(deps, now).await {
+        let published = match published(deps, now).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the status snapshot to push");
@@ -65,12 +72,12 @@ pub async fn push_snapshot(deps: &Deps, now: DateTime<Utc>) {
         };
         match deps
             .edge
-            .push(&report, keys.current.expose().as_bytes())
+            .push(&published, keys.current.expose().as_bytes())
             .await
         {
             Ok(()) => {
                 tracing::info!(
-                    status = report.status.as_str(),
+                    status = published.report.status.as_str(),
                     "snapshot pushed to the edge"
                 );
                 return;

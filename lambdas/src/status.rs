@@ -14,6 +14,7 @@ use futures::StreamExt;
 use http::{HeaderMap, Response, StatusCode};
 use kiln_aws::AwsError;
 use kiln_shared::StatusReport;
+use kiln_shared::feeds::Published;
 use kiln_shared::signing::{
     self, DEFAULT_WINDOW_SECS, RESPONSE_METHOD, SIGNATURE_HEADER, SignatureError, SignedRequest,
     TIMESTAMP_HEADER,
@@ -82,6 +83,12 @@ pub async fn status(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, Aws
         }
     }
     Ok(report(&presets, &records, now))
+}
+
+/// [`status`] and the history rollups (read beside it): the origin's answer.
+pub async fn published(deps: &Deps, now: DateTime<Utc>) -> Result<Published, AwsError> {
+    let (report, rollups) = futures::try_join!(status(deps, now), crate::history::rollups(deps))?;
+    Ok(crate::history::published(report, &rollups, now))
 }
 
 /// A minimal HTTP request, independent of the Lambda adapter (tests call this directly).
@@ -168,7 +175,7 @@ pub async fn handle_request(
     }
     // Only now, with the caller known to be the edge, may this request cost Image
     // Builder calls and writes (inline reconcile, bounded by the budget).
-    let report = match status(deps, now).await {
+    let published = match published(deps, now).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "status unavailable");
@@ -178,7 +185,8 @@ pub async fn handle_request(
             );
         }
     };
-    let body = serde_json::to_string(&report).expect("report serialises");
+    let body = serde_json::to_string(&published).expect("snapshot serialises");
+    let report = &published.report;
     let ts = now.timestamp();
     // Signed over the request's own target (its nonce): the answer to this pull only.
     let sig = match signing::sign(

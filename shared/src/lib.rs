@@ -6,10 +6,12 @@
 
 pub mod build;
 pub mod event;
+pub mod feeds;
 /// Invariant checks for the fuzz targets and their seed test (feature `fuzzing`).
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod preset;
 pub mod region;
 pub mod registry;

@@ -39,6 +39,13 @@ pub fn build_job_id(preset: &str, build_version: &str) -> String {
     format!("BUILD#{preset}#{build_version}")
 }
 
+pub const RECORD_TYPE_HISTORY: &str = "HISTORY";
+
+/// `HISTORY#<preset>`: a preset's history rollup (kept by the build write path).
+pub fn history_job_id(preset: &str) -> String {
+    format!("HISTORY#{preset}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,12 +108,23 @@ async fn aws_calls_per_event_and_status() {
     // /status: nothing stale, then with one stale record reconciled inline.
     let now = chrono::Utc::now();
     w.plan.reset_counts();
-    kiln_lambdas::status::status(&w.deps, now).await.unwrap();
-    line("/status, nothing stale", &w.plan.calls());
+    // What the origin answers: the report and the history documents (one query more,
+    // for every preset's rollup, however many builds each has).
+    let published = kiln_lambdas::status::published(&w.deps, now).await.unwrap();
+    let builds: usize =
+        serde_json::from_str::<Vec<kiln_shared::history::PresetHistory>>(&published.feeds.history)
+            .unwrap()
+            .iter()
+            .map(|h| h.builds.len())
+            .sum();
+    line(
+        &format!("/status + history ({builds} builds), nothing stale"),
+        &w.plan.calls(),
+    );
     let mut samples = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();
-        kiln_lambdas::status::status(&w.deps, now).await.unwrap();
+        kiln_lambdas::status::published(&w.deps, now).await.unwrap();
         samples.push(t.elapsed());
     }
     let status_ms = median_ms(samples);
@@ -127,8 +138,14 @@ async fn aws_calls_per_event_and_status() {
     };
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     w.plan.reset_counts();
-    let report = kiln_lambdas::status::status(&w.deps, later).await.unwrap();
-    line("/status, 1 stale record reconciled inline", &w.plan.calls());
+    let report = kiln_lambdas::status::published(&w.deps, later)
+        .await
+        .unwrap()
+        .report;
+    line(
+        "/status + history, 1 stale record reconciled inline",
+        &w.plan.calls(),
+    );
     let healed = report.presets.iter().find(|p| p.name == X64).unwrap();
     assert_eq!(
         healed.ami_id.as_ref(),

@@ -163,7 +163,11 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     let resp = signed_get().send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key(SIGNATURE_HEADER));
-    let report: StatusReport = resp.json().await.unwrap();
+    let report: StatusReport = resp
+        .json::<kiln_shared::feeds::Published>()
+        .await
+        .unwrap()
+        .report;
     assert_eq!(report.status, OverallStatus::Ready, "{report:?}");
     let unsigned = http
         .get(format!("{}/status", front.url().trim_end_matches('/')))

@@ -107,7 +107,9 @@ async fn lost_available_is_healed_by_reconcile_and_by_status_origin() {
         body: resp.body().as_bytes(),
     };
     signing::verify(SECRET.as_bytes(), &check, now.timestamp(), 60).expect("signed response");
-    let report: StatusReport = serde_json::from_str(resp.body()).unwrap();
+    let report: StatusReport = serde_json::from_str::<kiln_shared::feeds::Published>(resp.body())
+        .unwrap()
+        .report;
     assert_eq!(report.status, OverallStatus::Ready, "{report:?}");
     let arm = report.presets.iter().find(|p| p.name == ARM64).unwrap();
     assert_eq!(arm.status, PresetStatus::Ready);

@@ -822,6 +822,28 @@ impl<T: StateStore + ?Sized> StateStore for Broken<T> {
     fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>> {
         self.0.list_builds()
     }
+    fn list_builds_of<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Listing<BuildRecord>, AwsError>> {
+        self.0.list_builds_of(preset)
+    }
+    fn get_history<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Option<kiln_aws::store::VersionedRollup>, AwsError>> {
+        self.0.get_history(preset)
+    }
+    fn put_history<'a>(
+        &'a self,
+        rollup: &'a kiln_shared::history::Rollup,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        self.0.put_history(rollup, expected_rev)
+    }
+    fn list_history(&self) -> BoxFut<'_, Result<Listing<kiln_shared::history::Rollup>, AwsError>> {
+        self.0.list_history()
+    }
 }
 
 impl<T: RunnerConfigs + ?Sized> RunnerConfigs for Broken<T> {

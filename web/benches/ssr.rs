@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kiln_shared::history::{BuildSummary, Day, MAX_BUILDS, Outcome, PresetHistory, Tests, Uptime};
 use kiln_shared::state::{AmiRecord, BuildStatus};
 use kiln_shared::status::KnownPreset;
 use kiln_shared::{Architecture, StatusReport};
-use kiln_web::{PageOptions, render_page};
+use kiln_web::{PageOptions, render_history, render_page, render_page_with};
 
 fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("valid time")
@@ -49,6 +50,46 @@ fn report(n: usize) -> StatusReport {
     StatusReport::build(&known, &records, at(5))
 }
 
+/// Full history for every preset of `r`: 90 days (some partial) and 20 builds.
+fn histories(r: &StatusReport) -> Vec<PresetHistory> {
+    r.presets
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PresetHistory {
+            name: p.name.clone(),
+            days: (0..90)
+                .map(|d| Day {
+                    date: format!("2026-{:02}-{:02}", 9 + d / 30, d % 30 + 1),
+                    ready: Some(if (d + i) % 13 == 0 { 0.75 } else { 1.0 }),
+                })
+                .collect(),
+            uptime: Uptime {
+                h24: Some(1.0),
+                d7: Some(0.99),
+                d30: Some(0.995),
+                d90: Some(0.998),
+            },
+            builds: (0..MAX_BUILDS)
+                .map(|b| BuildSummary {
+                    version: format!("1.0.{b}/1"),
+                    outcome: if b % 7 == 3 {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Available
+                    },
+                    started_at: "2026-11-01T00:00:00Z".into(),
+                    finished_at: Some("2026-11-01T00:25:00Z".into()),
+                    amis: BTreeMap::from([("us-east-1".to_owned(), format!("ami-{b:017x}"))]),
+                    tests: Tests {
+                        passed: Some(3),
+                        failed: Some(0),
+                    },
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 fn ssr(c: &mut Criterion) {
     let opts = PageOptions::default();
     let mut g = c.benchmark_group("ssr");
@@ -63,6 +104,20 @@ fn ssr(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("json", n), &n, |b, _| {
             b.iter(|| serde_json::to_string(black_box(&r)).expect("report serialises"))
         });
+        if n == 100 {
+            // Budget: ≤ 5 ms for 100 presets with full history. The Worker renders
+            // `page_with_history` (the section comes rendered from the origin); the
+            // origin renders `history` once per snapshot.
+            let h = histories(&r);
+            let section = render_history(&h, at(30));
+            assert_eq!(section.matches("data-day=").count(), 90 * n);
+            g.bench_with_input(BenchmarkId::new("page_with_history", n), &n, |b, _| {
+                b.iter(|| render_page_with(black_box(&r), at(30), &opts, &section))
+            });
+            g.bench_with_input(BenchmarkId::new("history", n), &n, |b, _| {
+                b.iter(|| render_history(black_box(&h), at(30)))
+            });
+        }
     }
     g.finish();
 }

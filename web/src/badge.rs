@@ -53,7 +53,11 @@ fn text_width(text: &str) -> u32 {
 
 /// The badge as a standalone SVG document.
 pub fn badge_svg(status: OverallStatus, stale: bool) -> String {
-    let b = Badge::new(status, stale);
+    render_badge_svg(&Badge::new(status, stale))
+}
+
+/// Any badge (status, uptime, age) as a standalone SVG document.
+pub fn render_badge_svg(b: &Badge) -> String {
     let pad = 6;
     let lw = text_width(b.label) + 2 * pad;
     let mw = text_width(&b.message) + 2 * pad;
@@ -63,6 +67,7 @@ pub fn badge_svg(status: OverallStatus, stale: bool) -> String {
     let label = b.label;
     let message = b.message.clone();
     let message_shadow = b.message.clone();
+    let color = b.color;
     let lx = lw / 2;
     let mx = lw + mw / 2;
     view! {
@@ -75,7 +80,7 @@ pub fn badge_svg(status: OverallStatus, stale: bool) -> String {
             <clipPath id="r"><rect width=width height="20" rx="3" fill="#fff"/></clipPath>
             <g clip-path="url(#r)">
                 <rect width=lw height="20" fill="#555"/>
-                <rect x=lw width=mw height="20" fill=b.color/>
+                <rect x=lw width=mw height="20" fill=color/>
                 <rect width=width height="20" fill="url(#s)"/>
             </g>
             <g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">
@@ -91,7 +96,11 @@ pub fn badge_svg(status: OverallStatus, stale: bool) -> String {
 
 /// The shields.io endpoint document for the badge.
 pub fn badge_json(status: OverallStatus, stale: bool) -> String {
-    let b = Badge::new(status, stale);
+    render_badge_json(&Badge::new(status, stale))
+}
+
+/// Any badge as a shields.io endpoint document; `isError` for a red badge.
+pub fn render_badge_json(b: &Badge) -> String {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Endpoint<'a> {
@@ -106,7 +115,7 @@ pub fn badge_json(status: OverallStatus, stale: bool) -> String {
         label: b.label,
         message: &b.message,
         color: b.shields_color,
-        is_error: status == OverallStatus::Degraded,
+        is_error: b.shields_color == "red",
     })
     .expect("plain strings serialise")
 }

@@ -5,10 +5,12 @@
 //! `wasm32-unknown-unknown` unchanged.
 
 mod badge;
+mod history;
 mod page;
 mod style;
 mod when;
 
-pub use badge::{Badge, badge_json, badge_svg};
-pub use page::{PageOptions, render_page, render_unavailable};
+pub use badge::{Badge, badge_json, badge_svg, render_badge_json, render_badge_svg};
+pub use history::render_history;
+pub use page::{PageOptions, render_page, render_page_with, render_unavailable};
 pub use when::{absolute_utc, relative};

@@ -262,6 +262,19 @@ fn footer(refresh: u32) -> impl IntoView {
 
 /// The readiness page for a report, as seen at `now`.
 pub fn render_page(report: &StatusReport, now: DateTime<Utc>, opts: &PageOptions) -> String {
+    render_page_with(report, now, opts, "")
+}
+
+/// [`render_page`] with the history section ([`crate::render_history`]'s HTML, as the
+/// origin rendered it) after the presets table; empty for none.
+pub fn render_page_with(
+    report: &StatusReport,
+    now: DateTime<Utc>,
+    opts: &PageOptions,
+    history_html: &str,
+) -> String {
+    let history = (!history_html.is_empty())
+        .then(|| view! { <div inner_html=history_html.to_owned()></div> });
     let refresh = opts.refresh();
     let title = format!(
         "{}{} · kiln runner images",
@@ -291,6 +304,7 @@ pub fn render_page(report: &StatusReport, now: DateTime<Utc>, opts: &PageOptions
         />
         <Tiles presets=report.presets.clone()/>
         <Presets presets=report.presets.clone() now=now/>
+        {history}
         {footer(refresh)}
     };
     document(title, refresh, body)

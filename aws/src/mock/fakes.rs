@@ -25,6 +25,7 @@ pub struct MemStore {
     pub ami: Mutex<BTreeMap<String, AmiRecord>>,
     pub presets: Mutex<BTreeMap<String, PresetItem>>,
     pub builds: Mutex<BTreeMap<String, VersionedBuild>>,
+    pub history: Mutex<BTreeMap<String, crate::store::VersionedRollup>>,
     /// Called before each AMI put: lets a test slip in a concurrent writer.
     #[allow(clippy::type_complexity)]
     pub before_put_ami: Mutex<Option<Box<dyn FnMut(&mut BTreeMap<String, AmiRecord>) + Send>>>,
@@ -117,6 +118,53 @@ impl StateStore for MemStore {
             Ok(lock(&self.builds)
                 .values()
                 .map(|b| b.record.clone())
+                .collect())
+        })
+    }
+    fn list_builds_of<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Listing<BuildRecord>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.builds)
+                .values()
+                .filter(|b| b.record.preset == preset)
+                .map(|b| b.record.clone())
+                .collect())
+        })
+    }
+    fn get_history<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Option<crate::store::VersionedRollup>, AwsError>> {
+        Box::pin(async move { Ok(lock(&self.history).get(preset).cloned()) })
+    }
+    fn put_history<'a>(
+        &'a self,
+        rollup: &'a kiln_shared::history::Rollup,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        Box::pin(async move {
+            let mut map = lock(&self.history);
+            if map.get(&rollup.preset).map(|r| r.rev) != expected_rev {
+                return Ok(Cas::Conflict);
+            }
+            let rev = expected_rev.map_or(1, |r| r + 1);
+            map.insert(
+                rollup.preset.clone(),
+                crate::store::VersionedRollup {
+                    rollup: rollup.clone(),
+                    rev,
+                },
+            );
+            Ok(Cas::Written)
+        })
+    }
+    fn list_history(&self) -> BoxFut<'_, Result<Listing<kiln_shared::history::Rollup>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.history)
+                .values()
+                .map(|r| r.rollup.clone())
                 .collect())
         })
     }
@@ -231,11 +279,11 @@ pub struct RecordingEdge(pub Mutex<Vec<StatusReport>>, pub Mutex<Vec<Vec<u8>>>);
 impl EdgePusher for RecordingEdge {
     fn push<'a>(
         &'a self,
-        report: &'a StatusReport,
+        published: &'a kiln_shared::feeds::Published,
         secret: &'a [u8],
     ) -> BoxFut<'a, Result<(), PushError>> {
         Box::pin(async move {
-            lock(&self.0).push(report.clone());
+            lock(&self.0).push(published.report.clone());
             lock(&self.1).push(secret.to_vec());
             Ok(())
         })

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiln_shared::StatusReport;
 use kiln_shared::build::BuildRecord;
 use kiln_shared::state::AmiRecord;
 
@@ -228,6 +227,32 @@ impl<T: StateStore + ?Sized> StateStore for Faulty<T> {
     fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>> {
         faulty!(self, "dynamodb:Query", self.inner.list_builds())
     }
+    fn list_builds_of<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Listing<BuildRecord>, AwsError>> {
+        faulty!(self, "dynamodb:Query", self.inner.list_builds_of(preset))
+    }
+    fn get_history<'a>(
+        &'a self,
+        preset: &'a str,
+    ) -> BoxFut<'a, Result<Option<crate::store::VersionedRollup>, AwsError>> {
+        faulty!(self, "dynamodb:GetItem", self.inner.get_history(preset))
+    }
+    fn put_history<'a>(
+        &'a self,
+        rollup: &'a kiln_shared::history::Rollup,
+        expected_rev: Option<u64>,
+    ) -> BoxFut<'a, Result<Cas, AwsError>> {
+        faulty!(
+            self,
+            "dynamodb:PutItem",
+            self.inner.put_history(rollup, expected_rev)
+        )
+    }
+    fn list_history(&self) -> BoxFut<'_, Result<Listing<kiln_shared::history::Rollup>, AwsError>> {
+        faulty!(self, "dynamodb:Query", self.inner.list_history())
+    }
 }
 
 impl<T: RunnerConfigs + ?Sized> RunnerConfigs for Faulty<T> {
@@ -411,7 +436,7 @@ impl<T: EdgePusher + ?Sized> EdgePusher for Faulty<T> {
     }
     fn push<'a>(
         &'a self,
-        report: &'a StatusReport,
+        report: &'a kiln_shared::feeds::Published,
         secret: &'a [u8],
     ) -> BoxFut<'a, Result<(), PushError>> {
         Box::pin(async move {

@@ -1,6 +1,5 @@
 //! `POST /ingest`: a signed snapshot pushed by the Lambdas after each state change.
 
-use kiln_shared::StatusReport;
 use kiln_shared::signing::{self, INGEST_PATH, SignedRequest};
 
 use super::{Edge, Platform, Request};
@@ -57,7 +56,7 @@ impl<P: Platform> Edge<P> {
         if ts <= mem.last_ingest.get() {
             return self.refuse("replayed: timestamp is not newer than the last accepted push");
         }
-        let mut report: StatusReport = match serde_json::from_slice(&body) {
+        let (mut report, feeds) = match crate::snapshot::decode_published(&body) {
             Ok(r) => r,
             Err(e) => {
                 self.p.log(&format!("ingest refused: bad report: {e}"));
@@ -75,7 +74,7 @@ impl<P: Platform> Edge<P> {
             return self.refuse("replayed: timestamp is not newer than the last accepted push");
         }
         mem.last_ingest.set(ts);
-        let snap = self.install(report, ts, now, Some(ts)).await;
+        let snap = self.install(report, feeds, ts, now, Some(ts)).await;
         #[derive(serde::Serialize)]
         struct Accepted<'a> {
             accepted: bool,

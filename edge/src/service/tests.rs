@@ -14,6 +14,7 @@ use kiln_shared::{OverallStatus, PresetReport, PresetStatus, StatusReport};
 use super::*;
 use crate::body::{Chunks, NoBody};
 
+mod docs;
 mod hardening;
 
 const SECRET: &str = "super-secret-value-7f3a";
@@ -224,6 +225,14 @@ impl Fake {
         self.req(Request {
             method: "GET",
             path,
+            ..Request::default()
+        })
+    }
+    fn get_q(&self, path: &str, query: &str) -> Reply {
+        self.req(Request {
+            method: "GET",
+            path,
+            query: Some(query),
             ..Request::default()
         })
     }

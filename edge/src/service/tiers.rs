@@ -137,7 +137,9 @@ impl<P: Platform> Edge<P> {
             Err(e) => Err(e),
         };
         match pulled {
-            Ok((report, signed_at)) => Some(self.install(report, signed_at, now, None).await),
+            Ok((report, feeds, signed_at)) => {
+                Some(self.install(report, feeds, signed_at, now, None).await)
+            }
             Err(e) => {
                 self.p
                     .log(&format!("origin pull failed: {e}; serving last known good"));
@@ -166,12 +168,17 @@ impl<P: Platform> Edge<P> {
     pub(super) async fn install(
         &self,
         report: StatusReport,
+        feeds: Option<kiln_shared::feeds::Feeds>,
         signed_at: i64,
         now: i64,
         ingest: Option<i64>,
     ) -> Rc<Snapshot> {
         let mem = self.p.memory();
-        let snap = Rc::new(Snapshot::new(report, signed_at, now).owned_by(mem.id));
+        let snap = Rc::new(
+            Snapshot::new(report, signed_at, now)
+                .owned_by(mem.id)
+                .with_feeds(feeds),
+        );
         mem.set_current(snap.clone());
         let cfg = self.p.config();
         let keep = cfg.cache_ttl_secs + cfg.stale_while_revalidate_secs;

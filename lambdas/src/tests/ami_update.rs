@@ -146,12 +146,12 @@ async fn out_of_order_and_duplicate_events_converge_with_no_extra_writes() {
             NoOp::OutOfOrder
         };
         assert_eq!(o.noop, Some(expected));
-        // A late earlier event may still teach the history its start time; a
-        // duplicate writes nothing at all.
+        // A late earlier event may still teach the history its start time (the BUILD
+        // item and the preset's rollup); a duplicate writes nothing at all.
         let puts = plan.calls().get("dynamodb:PutItem").copied().unwrap_or(0);
         assert_eq!(
             puts,
-            u64::from(o.build_written),
+            2 * u64::from(o.build_written),
             "{state}: only history writes"
         );
         if state == ImageState::Available {
@@ -186,9 +186,11 @@ async fn available_event_cost_is_counted() {
     .unwrap();
     let calls = plan.calls();
     let expect = BTreeMap::from([
-        ("dynamodb:GetItem".to_owned(), 4), // PRESET, AMI, AMI re-check after SSM, BUILD
-        ("dynamodb:PutItem".to_owned(), 2), // AMI, BUILD
-        ("dynamodb:Query".to_owned(), 2),   // snapshot: AMI records, PRESET items
+        // PRESET, AMI, AMI re-check after SSM, BUILD, HISTORY rollup
+        ("dynamodb:GetItem".to_owned(), 5),
+        ("dynamodb:PutItem".to_owned(), 3), // AMI, BUILD, HISTORY rollup
+        // The preset's BUILD items (rollup); snapshot: AMI records, PRESET items, rollups
+        ("dynamodb:Query".to_owned(), 4),
         ("edge:Ingest".to_owned(), 1),
         ("imagebuilder:GetImage".to_owned(), 1),
         // Per region: the runner config and the AMI parameter (`aws:ec2:image`).
@@ -321,12 +323,12 @@ struct ReplayRefusingEdge(std::sync::Mutex<Vec<kiln_shared::StatusReport>>);
 impl kiln_aws::edge::EdgePusher for ReplayRefusingEdge {
     fn push<'a>(
         &'a self,
-        report: &'a kiln_shared::StatusReport,
+        published: &'a kiln_shared::feeds::Published,
         _secret: &'a [u8],
     ) -> kiln_aws::BoxFut<'a, Result<(), kiln_aws::edge::PushError>> {
         Box::pin(async move {
             let mut seen = self.0.lock().unwrap();
-            seen.push(report.clone());
+            seen.push(published.report.clone());
             if seen.len() == 1 {
                 Err(kiln_aws::edge::PushError::Status(401))
             } else {
@@ -353,7 +355,9 @@ async fn a_refused_push_is_retried_once_with_a_fresh_snapshot() {
     assert_eq!(edge.0.lock().unwrap().len(), 2);
     assert_eq!(
         plan.calls()["dynamodb:Query"],
-        4,
+        // The build's own BUILD items for its history rollup, then per push attempt
+        // AMI records, PRESET items and rollups.
+        1 + 2 * 3,
         "the snapshot is read again"
     );
     assert_eq!(plan.calls()["edge:Ingest"], 2);

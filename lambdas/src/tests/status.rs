@@ -119,7 +119,9 @@ async fn origin_verifies_the_edge_and_signs_its_answer() {
         60,
     );
     assert!(verified.is_ok());
-    let report: StatusReport = serde_json::from_str(ok.body()).unwrap();
+    let report: StatusReport = serde_json::from_str::<kiln_shared::feeds::Published>(ok.body())
+        .unwrap()
+        .report;
     assert_eq!(report.status, OverallStatus::NotConfigured);
 
     for bad in [

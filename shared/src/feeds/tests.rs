@@ -1,0 +1,169 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::history::{Day, Outcome, Tests, Uptime};
+use crate::status::OverallStatus;
+
+fn build(version: &str, outcome: Outcome, start: &str, end: Option<&str>) -> BuildSummary {
+    BuildSummary {
+        version: version.into(),
+        outcome,
+        started_at: start.into(),
+        finished_at: end.map(Into::into),
+        amis: if outcome == Outcome::Available {
+            BTreeMap::from([("us-east-1".into(), "ami-0123".into())])
+        } else {
+            BTreeMap::new()
+        },
+        tests: Tests {
+            passed: Some(1),
+            failed: Some(0),
+        },
+    }
+}
+
+fn preset(name: &str, status: PresetStatus, ami: Option<&str>) -> PresetReport {
+    PresetReport {
+        name: name.into(),
+        status,
+        ami_id: ami.map(Into::into),
+        updated_at: Some("2026-11-04T00:00:00Z".into()),
+        architecture: None,
+        amis: BTreeMap::new(),
+    }
+}
+
+fn history(name: &str, builds: Vec<BuildSummary>, d30: Option<f64>) -> PresetHistory {
+    PresetHistory {
+        name: name.into(),
+        days: vec![Day {
+            date: "2026-11-04".into(),
+            ready: d30,
+        }],
+        uptime: Uptime {
+            h24: d30,
+            d7: d30,
+            d30,
+            d90: d30,
+        },
+        builds,
+    }
+}
+
+fn fixture() -> (StatusReport, Vec<PresetHistory>) {
+    let report = StatusReport {
+        status: OverallStatus::Degraded,
+        message: "1 of 2 presets ready; b failed".into(),
+        presets: vec![
+            preset("a", PresetStatus::Ready, Some("ami-0123")),
+            preset("b", PresetStatus::Failed, Some("ami-0456")),
+        ],
+        generated_at: "2026-11-04T06:00:00Z".into(),
+        stale: false,
+    };
+    let histories = vec![
+        history(
+            "a",
+            vec![build(
+                "1/1",
+                Outcome::Available,
+                "2026-11-01T00:00:00Z",
+                Some("2026-11-01T00:10:00Z"),
+            )],
+            Some(1.0),
+        ),
+        history(
+            "b",
+            vec![
+                build(
+                    "1/3",
+                    Outcome::Cancelled,
+                    "2026-11-03T00:00:00Z",
+                    Some("2026-11-03T00:01:00Z"),
+                ),
+                build(
+                    "1/2",
+                    Outcome::Failed,
+                    "2026-11-02T00:00:00Z",
+                    Some("2026-11-02T00:20:00Z"),
+                ),
+                build(
+                    "1/1",
+                    Outcome::Available,
+                    "2026-11-01T00:00:00Z",
+                    Some("2026-11-01T00:30:00Z"),
+                ),
+                build(
+                    "1/0",
+                    Outcome::Failed,
+                    "2026-10-01T00:00:00Z",
+                    Some("2026-10-01T00:30:00Z"),
+                ),
+            ],
+            Some(0.9),
+        ),
+    ];
+    (report, histories)
+}
+
+#[test]
+fn statuspage_components_and_incidents_until_the_next_success() {
+    let (report, histories) = fixture();
+    let (status, rest) = statuspage::build(&report, &histories);
+    assert_eq!(status.indicator, "minor");
+    assert_eq!(status.description, report.message);
+    let states: Vec<&str> = rest.components.iter().map(|c| c.status.as_str()).collect();
+    assert_eq!(states, ["operational", "partial_outage"]);
+    // 1/2 and 1/3 are open; 1/0 was followed by the success 1/1.
+    let ids: Vec<&str> = rest.incidents.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["b-1-3", "b-1-2"]);
+    assert!(
+        rest.incidents
+            .iter()
+            .all(|i| i.resolved_at.is_none() && i.impact == "minor")
+    );
+    assert!(rest.scheduled_maintenances.is_empty());
+
+    let mut none = report.clone();
+    none.presets[1] = preset("b", PresetStatus::NotConfigured, None);
+    assert_eq!(statuspage::build(&none, &histories).0.indicator, "major");
+    none.presets[0] = preset("a", PresetStatus::Building, None);
+    assert_eq!(statuspage::build(&none, &histories).0.indicator, "critical");
+}
+
+#[test]
+fn feeds_documents_are_consistent_and_tagged_by_content() {
+    let (report, histories) = fixture();
+    let now = crate::time::parse("2026-11-04T06:00:00Z").unwrap();
+    let f = Feeds::build(&report, &histories, now);
+    let back: Vec<PresetHistory> = serde_json::from_str(&f.history).unwrap();
+    assert_eq!(back, histories);
+    let summary = format!(
+        r#"{{"page":{{"id":"kiln","name":"kiln","url":"https://x","time_zone":"Etc/UTC","updated_at":"t"}},"status":{},{}}}"#,
+        f.status, f.summary
+    );
+    let parsed: statuspage::Summary = serde_json::from_str(&summary).unwrap();
+    assert_eq!(parsed.components.len(), 2);
+    assert_eq!(f.uptime30d, ["90 %".to_owned(), "bad".to_owned()]);
+    // Oldest current image: b's, built 2026-11-01T00:30.
+    assert_eq!(f.age[0], "3 days");
+    assert!(f.atom.starts_with("<?xml"));
+    assert_eq!(f.atom.matches("<entry>").count(), 5);
+    let again = Feeds::build(&report, &histories, now);
+    assert_eq!(again.tag, f.tag);
+    let mut other = report.clone();
+    other.message = "changed".into();
+    assert_ne!(Feeds::build(&other, &histories, now).tag, f.tag);
+}
+
+#[test]
+fn texts() {
+    assert_eq!(percent(Some(1.0)), "100 %");
+    assert_eq!(percent(Some(0.99951)), "99.95 %");
+    assert_eq!(percent(Some(0.5)), "50 %");
+    assert_eq!(percent(None), "n/a");
+    assert_eq!(age_text(59), "0 minutes");
+    assert_eq!(age_text(3600), "1 hour");
+    assert_eq!(age_text(86_400 * 3 + 5), "3 days");
+    assert_eq!(atom::escape("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos;");
+}
