@@ -95,9 +95,12 @@ pub struct PresetFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub runner: BTreeMap<String, serde_json::Value>,
+    /// Name shown on the status page and in the registry (default: `name`).
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
-pub(super) const KNOWN_FIELDS: [&str; 20] = [
+pub(super) const KNOWN_FIELDS: [&str; 21] = [
     "name",
     "description",
     "architecture",
@@ -118,4 +121,5 @@ pub(super) const KNOWN_FIELDS: [&str; 20] = [
     "estimated_cost_per_hour",
     "runner",
     "$schema",
+    "display_name",
 ];
