@@ -58,6 +58,18 @@ pub enum Command {
     },
     /// Print the JSON Schema of a preset file (for editors).
     Schema,
+    /// Rewrite template-format files (`name` = display name, `base_ami`) as kiln presets:
+    /// in place, or into --out DIR. Each result must validate to the same presets.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write `<stem>.yaml` here instead of replacing each file.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the converted presets, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Render the CloudFormation templates for a presets directory: core.template.json
     /// (or .yaml) and one presets-NN.template.json per nested stack of presets.
     Synth {

@@ -38,6 +38,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", kiln_shared::preset::json_schema());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import {
+            files,
+            out,
+            dry_run,
+        } => Ok(import_files(&files, out.as_deref(), dry_run)),
         Command::Synth {
             presets: dir,
             out,
@@ -223,10 +228,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             warn_unreadable(&builds.unreadable);
             let preset_items = clients.store.list_presets().await?;
             warn_unreadable(&preset_items.unreadable);
-            let templates = history::templates_from_preset_items(&preset_items);
+            let presets = history::presets_of_items(&preset_items);
+            // size_gb from the AMIs' snapshots; a region that cannot be listed only
+            // leaves sizes out.
+            let mut sizes = std::collections::BTreeMap::new();
+            for region in history::ami_regions(&builds) {
+                match cleanup::list_images(clients.ec2.as_ref(), &region, &aws.prefix).await {
+                    Ok(images) => sizes.extend(
+                        images
+                            .into_iter()
+                            .filter_map(|i| Some(((region.clone(), i.id), i.size_gb?))),
+                    ),
+                    Err(e) => eprintln!("warning: AMI sizes in {region} unknown: {e}"),
+                }
+            }
             let registry = history::registry_of(
                 &builds,
-                &templates,
+                &presets,
+                &sizes,
                 chrono::DateTime::from(std::time::SystemTime::now()),
             );
             let text = serde_json::to_string_pretty(&registry)? + "\n";
@@ -251,6 +270,37 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `kiln import`: every file is tried; exit 1 when any was not imported.
+fn import_files(files: &[std::path::PathBuf], out: Option<&Path>, dry_run: bool) -> ExitCode {
+    let mut failed = 0;
+    for path in files {
+        let done = kiln_infra::import::convert(path, out).and_then(|imported| {
+            if dry_run {
+                print!("--- {}\n{}", imported.to.display(), imported.text);
+            } else {
+                kiln_infra::import::write(&imported)?;
+                eprintln!(
+                    "imported {} -> {} ({})",
+                    imported.from.display(),
+                    imported.to.display(),
+                    imported.presets.join(", ")
+                );
+            }
+            Ok(())
+        });
+        if let Err(e) = done {
+            eprintln!("{e}");
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} file(s) not imported", files.len());
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
