@@ -25,6 +25,31 @@ pub enum BuildError {
     List(String),
     #[error("starting {pipeline}: {message}")]
     Start { pipeline: String, message: String },
+    #[error(transparent)]
+    Select(#[from] crate::select::SelectError),
+    #[error("reading the deployed presets: {0}")]
+    ReadPresets(#[source] kiln_aws::AwsError),
+}
+
+/// The pipelines `names` (presets or templates, see [`crate::select`]) stand for,
+/// narrowed to `architecture`; the deployed presets come from the PRESET items.
+pub async fn chosen_pipelines(
+    store: &dyn kiln_aws::store::StateStore,
+    images: &dyn ImageBuilderApi,
+    prefix: &str,
+    names: &[String],
+    architecture: Option<kiln_shared::Architecture>,
+) -> Result<Vec<Pipeline>, BuildError> {
+    let items = store
+        .list_presets()
+        .await
+        .map_err(BuildError::ReadPresets)?;
+    let deployed: Vec<kiln_shared::Preset> = items.iter().filter_map(|i| i.preset().ok()).collect();
+    let mut out = Vec::new();
+    for preset in crate::select::select(&deployed, names, architecture)? {
+        out.push(pipeline(images, prefix, &preset.name).await?);
+    }
+    Ok(out)
 }
 
 /// A pipeline of the deployment.

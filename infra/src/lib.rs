@@ -20,9 +20,12 @@ pub mod cli;
 pub mod deploy;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod explain;
 pub mod history;
 pub mod import;
 pub mod presets;
 pub mod progress;
+pub mod report;
+pub mod select;
 pub mod status;
 pub mod template;

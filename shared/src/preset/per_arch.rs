@@ -44,13 +44,16 @@ pub(super) fn misplaced(map: &Mapping) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `(field, reason)` problems.
+pub(super) type Problems = Vec<(String, String)>;
+
 /// The file's mapping as seen by one architecture, plus the fields that were per
 /// architecture (for error paths), or the `(field, reason)` of each value missing for
 /// `arch`.
 pub(super) fn resolve(
     map: &Mapping,
     arch: Architecture,
-) -> Result<(Mapping, Vec<String>), Vec<(String, String)>> {
+) -> Result<(Mapping, Vec<String>), Problems> {
     let mut out = Mapping::new();
     let mut resolved = Vec::new();
     let mut missing = Vec::new();
