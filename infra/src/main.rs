@@ -444,6 +444,9 @@ async fn follow(
     .await;
     let failed = followed.iter().filter(|f| !f.outcome.is_success()).count();
     if failed == 0 {
+        if !json {
+            print!("{}", build::render_outcomes(&followed));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if !json {
