@@ -150,11 +150,11 @@ impl Tracker {
             if next <= self.phase {
                 return out;
             }
-            for phase in self.phase..next {
+            for (phase, state) in PHASES.iter().enumerate().take(next).skip(self.phase) {
                 // Only the phase we saw begin has a measured duration.
                 let seconds =
                     (phase == self.phase).then(|| now.duration_since(self.phase_started).as_secs());
-                out.extend(self.completed(PHASES[phase], seconds, amis));
+                out.extend(self.completed(*state, seconds, amis));
             }
             self.phase = next;
             self.phase_started = now;
@@ -282,6 +282,50 @@ impl Tracker {
     }
 }
 
+/// Follows the started builds (preset, image ARN) at once, emitting each step as it
+/// happens and a summary per build. `tests`: preset → its validation test names.
+pub async fn follow_reported(
+    images: &dyn kiln_aws::images::ImageBuilderApi,
+    started: Vec<(String, String)>,
+    tests: &BTreeMap<String, Vec<String>>,
+    timeout: Duration,
+    interval: Duration,
+    emit: &(dyn Fn(&Event) + Sync),
+) -> Vec<crate::build::Followed> {
+    use crate::build::{Followed, Outcome, follow};
+    let tasks = started.into_iter().map(|(preset, image_arn)| async move {
+        let tracker = std::sync::Mutex::new(Tracker::new(
+            &preset,
+            tests.get(&preset).cloned().unwrap_or_default(),
+        ));
+        let outcome = follow(images, &image_arn, timeout, interval, |s| {
+            let events = tracker.lock().expect("tracker lock").observe(
+                &s.state,
+                s.reason.as_deref(),
+                &s.amis,
+            );
+            events.iter().for_each(emit);
+        })
+        .await;
+        let t = tracker.into_inner().expect("tracker lock");
+        let summary = match &outcome {
+            Outcome::Available { amis } => t.summary("done", amis),
+            Outcome::Failed { .. } => t.summary("failed", &BTreeMap::new()),
+            Outcome::TimedOut { last_state } => Event {
+                detail: Some(format!("still {last_state}")),
+                ..t.summary("timed-out", &BTreeMap::new())
+            },
+        };
+        emit(&summary);
+        Followed {
+            preset,
+            image_arn,
+            outcome,
+        }
+    });
+    futures::future::join_all(tasks).await
+}
+
 /// Clock used by the tests to place a state change `secs` after the tracker started.
 #[cfg(test)]
 fn at(t: &Tracker, secs: u64) -> Instant {
@@ -385,48 +429,4 @@ mod tests {
         assert_eq!((events[0].step, events[0].outcome), ("setup", "failed"));
         assert!(events[0].render(1).contains("setup script exited 1"));
     }
-}
-
-/// Follows the started builds (preset, image ARN) at once, emitting each step as it
-/// happens and a summary per build. `tests`: preset → its validation test names.
-pub async fn follow_reported(
-    images: &dyn kiln_aws::images::ImageBuilderApi,
-    started: Vec<(String, String)>,
-    tests: &BTreeMap<String, Vec<String>>,
-    timeout: Duration,
-    interval: Duration,
-    emit: &(dyn Fn(&Event) + Sync),
-) -> Vec<crate::build::Followed> {
-    use crate::build::{Followed, Outcome, follow};
-    let tasks = started.into_iter().map(|(preset, image_arn)| async move {
-        let tracker = std::sync::Mutex::new(Tracker::new(
-            &preset,
-            tests.get(&preset).cloned().unwrap_or_default(),
-        ));
-        let outcome = follow(images, &image_arn, timeout, interval, |s| {
-            let events = tracker.lock().expect("tracker lock").observe(
-                &s.state,
-                s.reason.as_deref(),
-                &s.amis,
-            );
-            events.iter().for_each(emit);
-        })
-        .await;
-        let t = tracker.into_inner().expect("tracker lock");
-        let summary = match &outcome {
-            Outcome::Available { amis } => t.summary("done", amis),
-            Outcome::Failed { .. } => t.summary("failed", &BTreeMap::new()),
-            Outcome::TimedOut { last_state } => Event {
-                detail: Some(format!("still {last_state}")),
-                ..t.summary("timed-out", &BTreeMap::new())
-            },
-        };
-        emit(&summary);
-        Followed {
-            preset,
-            image_arn,
-            outcome,
-        }
-    });
-    futures::future::join_all(tasks).await
 }
