@@ -22,6 +22,8 @@ pub struct Ec2Image {
     pub created: String,
     /// EBS snapshots behind the AMI (deleted with it).
     pub snapshots: Vec<String>,
+    /// Total size of its EBS volumes, GiB (from the block device mappings).
+    pub size_gb: Option<u32>,
 }
 
 pub trait Ec2Images: Send + Sync {
@@ -124,6 +126,12 @@ impl Ec2Images for SdkEc2 {
                             .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
                             .map(str::to_owned)
                             .collect(),
+                        size_gb: image
+                            .block_device_mappings()
+                            .iter()
+                            .filter_map(|m| m.ebs().and_then(|e| e.volume_size()))
+                            .map(|gb| u32::try_from(gb).unwrap_or(0))
+                            .reduce(|a, b| a.saturating_add(b)),
                     });
                 }
             }

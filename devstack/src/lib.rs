@@ -5,11 +5,13 @@
 //! - [`lambda`]: a local Lambda runtime (Runtime API, Invoke API, Function URL front).
 //! - [`stack`]: all of the above assembled into the whole system (`kiln dev`, the
 //!   end-to-end tests).
+//! - [`cli_env`]: the environment (and sourceable file) that points `kiln` at the stack.
 //! - [`process`]: child processes that never outlive their parent (process groups,
 //!   `PR_SET_PDEATHSIG`).
 //!
 //! Everything binds to 127.0.0.1 only.
 
+pub mod cli_env;
 pub mod emulators;
 pub mod imagebuilder;
 pub mod lambda;

@@ -190,8 +190,9 @@ impl DevStack {
         let imagebuilder = LocalImageBuilder::start(imagebuilder::Options {
             region: options.region.clone(),
             timing: Timing::total(options.build_time),
-            // The builds' AMIs exist in moto's EC2: reconcile's health check, cleanup
-            // and `resolve:ssm:` meet real images, not ids EC2 never heard of.
+            // Finished builds register their AMIs (and snapshots) in moto's EC2, tagged
+            // as the template's distribution tags them: `list --images`, cleanup and
+            // the registry's size_gb work locally.
             ec2_endpoint: Some(aws.moto.endpoint()),
             ..Default::default()
         })
@@ -201,16 +202,15 @@ impl DevStack {
         for preset in &options.presets {
             let pipeline = preset.pipeline_name(&options.prefix);
             let mut spec = PipelineSpec::new(&pipeline, preset.regions_or(&options.region))
-                .architecture(preset.architecture);
+                .architecture(preset.architecture)
+                .ami_tag("kiln:preset", &preset.name)
+                .ami_tag("kiln:prefix", &options.prefix)
+                .ami_tag("kiln:architecture", preset.architecture.as_str())
+                .ami_tag("kiln:template", &preset.template);
             // Named as the template names it (`${Prefix}-<preset>`): ami-update decides
             // "is this ours" from the recipe segment of the image ARN.
             spec.recipe_name = Some(pipeline.clone());
             spec.recipe_version = Some(preset.semantic_version());
-            // Tagged as the template's distribution tags them (`kiln cleanup` finds them).
-            spec = spec
-                .ami_tag("kiln:prefix", &options.prefix)
-                .ami_tag("kiln:preset", &preset.name)
-                .ami_tag("kiln:architecture", preset.architecture.as_str());
             pipeline_arns.insert(preset.name.clone(), imagebuilder.register_pipeline(spec)?);
             if options.fail.contains(&preset.name) {
                 imagebuilder.fail_next_build(

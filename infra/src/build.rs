@@ -25,6 +25,65 @@ pub enum BuildError {
     List(String),
     #[error("starting {pipeline}: {message}")]
     Start { pipeline: String, message: String },
+    #[error(transparent)]
+    Select(#[from] crate::select::SelectError),
+    #[error("reading the deployed presets: {0}")]
+    ReadPresets(#[source] kiln_aws::AwsError),
+}
+
+/// The pipelines `names` (presets or templates, see [`crate::select`]) stand for,
+/// narrowed to `architecture`; the deployed presets come from the PRESET items.
+pub async fn chosen_pipelines(
+    store: &dyn kiln_aws::store::StateStore,
+    images: &dyn ImageBuilderApi,
+    prefix: &str,
+    names: &[String],
+    architecture: Option<kiln_shared::Architecture>,
+) -> Result<Vec<Pipeline>, BuildError> {
+    let deployed: Vec<kiln_shared::Preset> = match store.list_presets().await {
+        Ok(items) => items.iter().filter_map(|i| i.preset().ok()).collect(),
+        // Without the table (operator credentials for Image Builder only, a stack
+        // being created) the names are taken at their word below.
+        Err(e) if architecture.is_some() => return Err(BuildError::ReadPresets(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "deployed presets unreadable: names are pipeline names");
+            Vec::new()
+        }
+    };
+    let mut out = Vec::new();
+    if deployed.is_empty() {
+        for name in names {
+            out.extend(by_pipeline_name(images, prefix, name).await?);
+        }
+        return Ok(out);
+    }
+    for preset in crate::select::select(&deployed, names, architecture)? {
+        out.push(pipeline(images, prefix, &preset.name).await?);
+    }
+    Ok(out)
+}
+
+/// `name`'s own pipeline, else (a template's) `<name>-x64` and `<name>-arm64`.
+async fn by_pipeline_name(
+    images: &dyn ImageBuilderApi,
+    prefix: &str,
+    name: &str,
+) -> Result<Vec<Pipeline>, BuildError> {
+    match pipeline(images, prefix, name).await {
+        Ok(p) => Ok(vec![p]),
+        Err(e @ BuildError::NoPipeline { .. }) => {
+            let mut found = Vec::new();
+            for suffix in ["x64", "arm64"] {
+                match pipeline(images, prefix, &format!("{name}-{suffix}")).await {
+                    Ok(p) => found.push(p),
+                    Err(BuildError::NoPipeline { .. }) => {}
+                    Err(other) => return Err(other),
+                }
+            }
+            if found.is_empty() { Err(e) } else { Ok(found) }
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// A pipeline of the deployment.

@@ -51,6 +51,8 @@ pub struct Image {
     /// ISO-8601, as EC2 reports it (sorts as time).
     pub created: String,
     pub snapshots: Vec<String>,
+    /// Size of its snapshots' volumes, GiB.
+    pub size_gb: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +207,7 @@ pub async fn list_images(
                 region: region.to_owned(),
                 created: image.created,
                 snapshots: image.snapshots,
+                size_gb: image.size_gb,
             })
         })
         .collect())
@@ -219,13 +222,15 @@ pub fn sort_newest_first(images: &mut [Image]) {
 pub fn render_images(images: &[Image]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["preset", "arch", "region", "AMI", "name", "created"]);
+    table.set_header(["preset", "arch", "region", "AMI", "size", "name", "created"]);
     for i in images {
         table.add_row([
             i.preset.clone(),
             i.architecture.clone().unwrap_or_else(|| "-".into()),
             i.region.clone(),
             i.id.clone(),
+            i.size_gb
+                .map_or_else(|| "-".into(), |gb| format!("{gb} GiB")),
             i.name.clone(),
             i.created.clone(),
         ]);
@@ -327,6 +332,7 @@ mod tests {
             region: region.into(),
             created: created.into(),
             snapshots: vec![format!("snap-{id}")],
+            size_gb: Some(8),
         }
     }
 

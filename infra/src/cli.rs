@@ -18,6 +18,9 @@ use crate::template::{DEFAULT_PREFIX, Format};
 pub struct Cli {
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// On failure, print the whole error chain and the AWS SDK's details.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +61,18 @@ pub enum Command {
     },
     /// Print the JSON Schema of a preset file (for editors).
     Schema,
+    /// Rewrite template-format files (`name` = display name, `base_ami`) as kiln presets:
+    /// in place, or into --out DIR. Each result must validate to the same presets.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write `<stem>.yaml` here instead of replacing each file.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the converted presets, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Render the CloudFormation templates for a presets directory: core.template.json
     /// (or .yaml) and one presets-NN.template.json per nested stack of presets.
     Synth {
@@ -70,14 +85,35 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
-    /// Start a build of one preset's pipeline.
+    /// Start a build of one preset's pipeline; a template name (the unexpanded name of a
+    /// multi-architecture preset) builds each of its architectures.
     Build {
         preset: String,
+        /// Only this architecture of a multi-architecture preset.
+        #[arg(long, value_parser = parse_architecture)]
+        architecture: Option<kiln_shared::Architecture>,
+        /// Print what would be started; start nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         wait: BuildWait,
     },
-    /// Start a build of every pipeline of the deployment.
+    /// Start a build of every pipeline of the deployment, or of the named ones.
     BuildAll {
+        /// Only these presets or templates (comma-separated).
+        #[arg(
+            long,
+            alias = "templates",
+            value_delimiter = ',',
+            value_name = "NAME,..."
+        )]
+        presets: Vec<String>,
+        /// Only this architecture.
+        #[arg(long, value_parser = parse_architecture)]
+        architecture: Option<kiln_shared::Architecture>,
+        /// Print what would be started; start nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         wait: BuildWait,
     },
@@ -203,6 +239,10 @@ pub struct BuildWait {
     /// Time between polls of Image Builder.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// With --wait: the build report as JSON lines (one object per step and a summary
+    /// per build) instead of text.
+    #[arg(long, requires = "wait")]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +351,17 @@ pub struct DestroyArgs {
     pub delete_data: bool,
 }
 
+/// `x86_64` or `arm64` (also `amd64`, `x64`, `aarch64`).
+pub fn parse_architecture(text: &str) -> Result<kiln_shared::Architecture, String> {
+    let canonical = match text {
+        "amd64" | "x64" => "x86_64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    kiln_shared::Architecture::parse(canonical)
+        .ok_or_else(|| format!("unknown architecture '{text}': expected x86_64 or arm64"))
+}
+
 /// `45m`, `90s`, `1h30m`, `250ms`, or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -373,6 +424,33 @@ mod tests {
     }
 
     #[test]
+    fn build_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "kiln",
+            "build",
+            "r",
+            "--architecture",
+            "aarch64",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Build {
+                architecture: Some(kiln_shared::Architecture::Arm64),
+                dry_run: true,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["kiln", "build-all", "--templates", "a,b"]).unwrap();
+        let Command::BuildAll { presets, .. } = cli.command else {
+            panic!("build-all")
+        };
+        assert_eq!(presets, ["a", "b"]);
+        assert!(Cli::try_parse_from(["kiln", "build", "r", "--architecture", "sparc"]).is_err());
+    }
+
+    #[test]
     fn table_defaults_from_prefix() {
         let cli = Cli::try_parse_from(["kiln", "--prefix", "ci", "list"]).unwrap();
         assert_eq!(cli.aws.table_name(), "ci-state");
@@ -416,4 +494,8 @@ pub struct DevArgs {
     /// With --exit-when-ready: give up after this long (exit 2).
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     pub ready_timeout: Duration,
+    /// Where to write the environment that points `kiln` at this stack (`source` it in
+    /// another shell).
+    #[arg(long, default_value = ".kiln/dev.env", value_name = "FILE")]
+    pub env_file: PathBuf,
 }

@@ -53,6 +53,27 @@ pub async fn run(args: crate::cli::DevArgs) -> Result<u8, DevError> {
     for (name, path) in stack.log_paths() {
         println!("  log       {name}: {}", path.display());
     }
+    let env = stack.cli_env();
+    let env_text = kiln_devstack::cli_env::env_file_text(&env);
+    let written = args
+        .env_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&args.env_file, &env_text));
+    println!("\n  To use kiln against this stack from another shell:");
+    match written {
+        Ok(()) => println!("    source {}", args.env_file.display()),
+        Err(e) => eprintln!(
+            "dev: could not write {}: {e}; set these instead:",
+            args.env_file.display()
+        ),
+    }
+    println!("  (it sets, among others:");
+    for (k, v) in &env {
+        println!("    {k}={v}");
+    }
+    println!("  DynamoDB Local keeps one database per access key: keep these keys.)");
     println!("\n  Ctrl-C stops everything.\n");
 
     let watch = watch_status(stack.status_url(), args.exit_when_ready);
@@ -73,6 +94,10 @@ pub async fn run(args: crate::cli::DevArgs) -> Result<u8, DevError> {
     };
     eprintln!("dev: stopping");
     drop(stack);
+    // The file would point at ports nobody serves any more.
+    if std::fs::read_to_string(&args.env_file).is_ok_and(|t| t == env_text) {
+        let _ = std::fs::remove_file(&args.env_file);
+    }
     Ok(code)
 }
 

@@ -41,15 +41,34 @@ pub fn templates_from_preset_items(items: &[PresetItem]) -> BTreeMap<String, Str
         .collect()
 }
 
-/// The registry. A preset without a PRESET item (removed from the deployment) is its
-/// own template: guessing from a `-x64` suffix would misname single-arch presets.
+/// The registry: builds, the deployed presets (from the PRESET items; a preset without
+/// one is its own template), and AMI sizes from EC2 for builds that recorded none.
 pub fn registry_of(
     builds: &[BuildRecord],
-    templates: &BTreeMap<String, String>,
+    presets: &[kiln_shared::Preset],
+    sizes: &BTreeMap<(String, String), u32>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Registry {
-    let template_of = |p: &str| templates.get(p).cloned().unwrap_or_else(|| p.to_owned());
-    registry::build_registry(builds, &template_of, now)
+    let size_of =
+        |region: &str, ami: &str| sizes.get(&(region.to_owned(), ami.to_owned())).copied();
+    registry::build_registry(builds, presets, &size_of, now)
+}
+
+/// The deployed presets of the PRESET items that still parse.
+pub fn presets_of_items(items: &[PresetItem]) -> Vec<kiln_shared::Preset> {
+    items.iter().filter_map(|item| item.preset().ok()).collect()
+}
+
+/// Regions the ready builds' AMIs live in (for the size lookup).
+pub fn ami_regions(builds: &[BuildRecord]) -> Vec<String> {
+    let mut regions: Vec<String> = builds
+        .iter()
+        .filter(|b| b.status == kiln_shared::BuildStatus::Ready)
+        .flat_map(|b| b.amis.keys().cloned())
+        .collect();
+    regions.sort();
+    regions.dedup();
+    regions
 }
 
 /// `kiln list` as a table: one row per build and region.

@@ -1,6 +1,7 @@
 //! kiln-infra: everything behind the `kiln` operator CLI.
 //!
-//! - [`presets`]: read and validate a presets directory;
+//! - [`presets`]: read and validate a presets directory; [`import`]: template files
+//!   rewritten as kiln presets;
 //! - [`template`]: render the CloudFormation template (`kiln synth`);
 //! - [`build`], [`history`], [`cleanup`]: the operating commands, over the clients of
 //!   the AWS layer ([`kiln_aws`]; [`aws`] builds them from the command line);
@@ -19,9 +20,13 @@ pub mod cli;
 pub mod deploy;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod explain;
 pub mod history;
+pub mod import;
 pub mod presets;
 pub mod progress;
 pub mod release;
+pub mod report;
+pub mod select;
 pub mod status;
 pub mod template;

@@ -15,10 +15,23 @@ use kiln_infra::{aws, build, cleanup, history, presets, status, template};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let context = kiln_infra::explain::Context {
+        region: cli
+            .aws
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.is_empty()),
+        prefix: cli.aws.prefix.clone(),
+        table: cli.aws.table_name(),
+    };
+    let verbose = cli.verbose;
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let err: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!("{}", kiln_infra::explain::render(err, &context, verbose));
             ExitCode::FAILURE
         }
     }
@@ -38,6 +51,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", kiln_shared::preset::json_schema());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import {
+            files,
+            out,
+            dry_run,
+        } => Ok(import_files(&files, out.as_deref(), dry_run)),
         Command::Synth {
             presets: dir,
             out,
@@ -70,41 +88,59 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Build { preset, wait } => {
+        Command::Build {
+            preset,
+            architecture,
+            dry_run,
+            wait,
+        } => {
             let (clients, _) = aws::clients(&aws).await?;
             let images = clients.images.as_ref();
-            let pipeline = build::pipeline(images, &aws.prefix, &preset).await?;
-            let arn = build::start(images, &pipeline).await?;
-            println!("started {}: {arn}", pipeline.name);
-            follow(images, vec![(preset, arn)], &wait).await
+            let pipelines = build::chosen_pipelines(
+                clients.store.as_ref(),
+                images,
+                &aws.prefix,
+                &[preset],
+                architecture,
+            )
+            .await?;
+            start_builds(clients.store.as_ref(), images, &pipelines, dry_run, &wait).await
         }
-        Command::BuildAll { wait } => {
+        Command::BuildAll {
+            presets,
+            architecture,
+            dry_run,
+            wait,
+        } => {
             let (clients, _) = aws::clients(&aws).await?;
             let images = clients.images.as_ref();
-            let pipelines = build::pipelines(images, &aws.prefix).await?;
+            let pipelines = if presets.is_empty() && architecture.is_none() {
+                build::pipelines(images, &aws.prefix).await?
+            } else if presets.is_empty() {
+                let deployed = clients.store.list_presets().await?;
+                let names: Vec<String> = deployed.iter().map(|p| p.name.clone()).collect();
+                build::chosen_pipelines(
+                    clients.store.as_ref(),
+                    images,
+                    &aws.prefix,
+                    &names,
+                    architecture,
+                )
+                .await?
+            } else {
+                build::chosen_pipelines(
+                    clients.store.as_ref(),
+                    images,
+                    &aws.prefix,
+                    &presets,
+                    architecture,
+                )
+                .await?
+            };
             if pipelines.is_empty() {
                 return Err(build::BuildError::NoPipelines { prefix: aws.prefix }.into());
             }
-            let mut started = Vec::new();
-            let mut failed_to_start = 0;
-            for p in &pipelines {
-                match build::start(images, p).await {
-                    Ok(arn) => {
-                        println!("started {}: {arn}", p.name);
-                        started.push((p.preset.clone(), arn));
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        failed_to_start += 1;
-                    }
-                }
-            }
-            let code = follow(images, started, &wait).await?;
-            Ok(if failed_to_start > 0 {
-                ExitCode::FAILURE
-            } else {
-                code
-            })
+            start_builds(clients.store.as_ref(), images, &pipelines, dry_run, &wait).await
         }
         Command::List {
             preset,
@@ -247,10 +283,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             warn_unreadable(&builds.unreadable);
             let preset_items = clients.store.list_presets().await?;
             warn_unreadable(&preset_items.unreadable);
-            let templates = history::templates_from_preset_items(&preset_items);
+            let presets = history::presets_of_items(&preset_items);
+            // size_gb from the AMIs' snapshots; a region that cannot be listed only
+            // leaves sizes out.
+            let mut sizes = std::collections::BTreeMap::new();
+            for region in history::ami_regions(&builds) {
+                match cleanup::list_images(clients.ec2.as_ref(), &region, &aws.prefix).await {
+                    Ok(images) => sizes.extend(
+                        images
+                            .into_iter()
+                            .filter_map(|i| Some(((region.clone(), i.id), i.size_gb?))),
+                    ),
+                    Err(e) => eprintln!("warning: AMI sizes in {region} unknown: {e}"),
+                }
+            }
             let registry = history::registry_of(
                 &builds,
-                &templates,
+                &presets,
+                &sizes,
                 chrono::DateTime::from(std::time::SystemTime::now()),
             );
             let text = serde_json::to_string_pretty(&registry)? + "\n";
@@ -275,6 +325,37 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `kiln import`: every file is tried; exit 1 when any was not imported.
+fn import_files(files: &[std::path::PathBuf], out: Option<&Path>, dry_run: bool) -> ExitCode {
+    let mut failed = 0;
+    for path in files {
+        let done = kiln_infra::import::convert(path, out).and_then(|imported| {
+            if dry_run {
+                print!("--- {}\n{}", imported.to.display(), imported.text);
+            } else {
+                kiln_infra::import::write(&imported)?;
+                eprintln!(
+                    "imported {} -> {} ({})",
+                    imported.from.display(),
+                    imported.to.display(),
+                    imported.presets.join(", ")
+                );
+            }
+            Ok(())
+        });
+        if let Err(e) = done {
+            eprintln!("{e}");
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} file(s) not imported", files.len());
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -303,7 +384,51 @@ fn warn_unreadable(unreadable: &[Unreadable]) {
     }
 }
 
+/// Starts each pipeline (or, with `dry_run`, says it would), then follows them with
+/// `--wait`. A pipeline that fails to start is reported and the others still start.
+async fn start_builds(
+    store: &dyn kiln_aws::store::StateStore,
+    images: &dyn ImageBuilderApi,
+    pipelines: &[build::Pipeline],
+    dry_run: bool,
+    wait: &BuildWait,
+) -> Result<ExitCode> {
+    if dry_run {
+        for p in pipelines {
+            println!("would start {} (preset {})", p.name, p.preset);
+        }
+        println!("dry run: nothing started");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut started = Vec::new();
+    let mut failed_to_start = 0;
+    for p in pipelines {
+        match build::start(images, p).await {
+            Ok(arn) => {
+                // JSON lines on stdout stay parseable: the plain line goes to stderr.
+                if wait.json {
+                    eprintln!("started {}: {arn}", p.name);
+                } else {
+                    println!("started {}: {arn}", p.name);
+                }
+                started.push((p.preset.clone(), arn));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed_to_start += 1;
+            }
+        }
+    }
+    let code = follow(store, images, started, wait).await?;
+    Ok(if failed_to_start > 0 {
+        ExitCode::FAILURE
+    } else {
+        code
+    })
+}
+
 async fn follow(
+    store: &dyn kiln_aws::store::StateStore,
     images: &dyn ImageBuilderApi,
     started: Vec<(String, String)>,
     wait: &BuildWait,
@@ -311,14 +436,46 @@ async fn follow(
     if !wait.wait || started.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let followed = build::follow_all(images, started, wait.timeout, wait.interval).await;
-    let report = build::render_outcomes(&followed);
+    // Test names for the report; without them the report still has every other step.
+    let tests: std::collections::BTreeMap<String, Vec<String>> = match store.list_presets().await {
+        Ok(items) => items
+            .iter()
+            .filter_map(|i| i.preset().ok())
+            .map(|p| {
+                let names = p.validation_tests.iter().map(|t| t.name.clone()).collect();
+                (p.name, names)
+            })
+            .collect(),
+        Err(_) => Default::default(),
+    };
+    let width = started.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    let json = wait.json;
+    let emit = move |e: &kiln_infra::report::Event| {
+        if json {
+            println!("{}", serde_json::to_string(e).expect("event serialises"));
+        } else {
+            println!("{}", e.render(width));
+        }
+    };
+    let followed = kiln_infra::report::follow_reported(
+        images,
+        started,
+        &tests,
+        wait.timeout,
+        wait.interval,
+        &emit,
+    )
+    .await;
     let failed = followed.iter().filter(|f| !f.outcome.is_success()).count();
     if failed == 0 {
-        print!("{report}");
+        if !json {
+            print!("{}", build::render_outcomes(&followed));
+        }
         return Ok(ExitCode::SUCCESS);
     }
-    eprint!("{report}");
+    if !json {
+        eprint!("{}", build::render_outcomes(&followed));
+    }
     eprintln!(
         "error: {failed} of {} build{} did not succeed",
         followed.len(),

@@ -102,6 +102,7 @@ fn build(
         reason: (!ok).then(|| "test docker failed".to_owned()),
         validated: ok,
         size_gb: Some(100),
+        tests: Vec::new(),
     }
 }
 
@@ -241,7 +242,7 @@ async fn list_and_registry_read_the_build_history() {
     .await;
     assert!(out.status.success(), "{}", describe(&out));
     let registry: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    let r = &registry["templates"]["r-research"];
+    let r = &registry["templates"]["r-research"]["amis"];
     assert_eq!(
         r["us-east-1"]["x86_64"]["ami_id"], "ami-00000000000000003",
         "newest wins"
@@ -253,8 +254,12 @@ async fn list_and_registry_read_the_build_history() {
     assert_eq!(r["us-east-1"]["arm64"]["ami_id"], "ami-00000000000000004");
     assert_eq!(r["us-east-1"]["x86_64"]["validated"], true);
     assert_eq!(r["us-east-1"]["x86_64"]["size_gb"], 100);
-    assert!(
-        registry["templates"].get("linux-x64").is_none(),
+    assert_eq!(registry["version"], "1");
+    assert!(registry["last_updated"].as_str().unwrap().ends_with('Z'));
+    assert_registry_schema(&file);
+    assert_eq!(
+        registry["templates"]["linux-x64"]["amis"],
+        serde_json::json!({}),
         "failed builds are not in the registry"
     );
 }
@@ -587,6 +592,28 @@ async fn list_images_reads_kiln_tags_across_regions_newest_first() {
         out.status.code(),
         Some(2),
         "--regions needs --images: {}",
+        describe(&out)
+    );
+}
+
+/// The export validates against the committed `shared/registry.schema.json`
+/// (python-jsonschema from the project's venv: an independent validator).
+fn assert_registry_schema(document: &std::path::Path) {
+    let Some(python) = tool("python3") else {
+        return;
+    };
+    let venv = repo_root().join(".venv/bin/python3");
+    let python = if venv.is_file() { venv } else { python };
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg("import json,sys,jsonschema\njsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2])))")
+        .arg(repo_root().join("shared/registry.schema.json"))
+        .arg(document)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "registry does not match its schema: {}",
         describe(&out)
     );
 }

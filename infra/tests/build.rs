@@ -78,20 +78,28 @@ async fn build_wait_follows_the_states_to_the_amis() {
         done.contains("us-east-1=ami-") && done.contains("eu-west-1=ami-"),
         "{done}"
     );
-    // Without a terminal, every transition is a plain line, in order.
-    let states: Vec<String> = text(&out.stderr)
+    // The report: every step, in order, each on its own line as it happens.
+    let steps: Vec<&str> = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("alpha").map(|s| s.trim().to_owned()))
+        .filter(|l| l.starts_with("alpha  "))
         .collect();
-    let seen: Vec<&str> = ["BUILDING", "TESTING", "DISTRIBUTING", "AVAILABLE"]
-        .into_iter()
-        .filter(|s| states.iter().any(|x| x == s))
-        .collect();
-    assert_eq!(
-        seen,
-        vec!["BUILDING", "TESTING", "DISTRIBUTING", "AVAILABLE"],
-        "{states:?}"
-    );
+    let expected = [
+        "base image resolved",
+        "build instance launched, setup script run",
+        "AMI created",
+        "distributed to eu-west-1",
+        "distributed to us-east-1",
+        "total",
+    ];
+    let mut at = 0;
+    for want in expected {
+        let found = steps[at..]
+            .iter()
+            .position(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("no {want:?} after line {at} in\n{stdout}"));
+        at += found + 1;
+    }
+    assert!(steps.iter().all(|l| l.contains("ok  ")), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

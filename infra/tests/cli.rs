@@ -84,7 +84,8 @@ fn schema_is_the_shared_json_schema() {
     assert!(out.status.success());
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema["title"], "kiln preset");
-    assert!(schema["properties"]["setup_script"].is_object());
+    assert!(schema["oneOf"][0]["properties"]["setup_script"].is_object());
+    assert!(schema["oneOf"][1]["properties"]["base_ami"].is_object());
 }
 
 #[test]

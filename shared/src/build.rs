@@ -43,6 +43,9 @@ pub struct BuildRecord {
     pub validated: bool,
     #[serde(default)]
     pub size_gb: Option<u32>,
+    /// Each validation test's outcome, when known (`kiln test`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<crate::registry::TestResult>,
 }
 
 /// Folds one observation into a build's history item. Order-independent: start is the
@@ -75,6 +78,7 @@ pub fn apply_build(
         reason: None,
         validated: false,
         size_gb: None,
+        tests: Vec::new(),
     });
     if current.is_some() && obs.state.is_terminal() && at < r.started_at {
         return None;

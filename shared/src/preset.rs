@@ -16,6 +16,9 @@ mod cron;
 mod file;
 mod guard;
 mod parse;
+mod per_arch;
+mod schema;
+pub mod template_format;
 mod validate;
 
 pub use architecture::{Architecture, instance_architecture};
@@ -58,6 +61,9 @@ pub struct Preset {
     pub ports: Vec<u16>,
     pub estimated_cost_per_hour: Option<f64>,
     pub runner: BTreeMap<String, serde_json::Value>,
+    /// Shown on the page and in the registry; `None`: the name is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     /// An AMI older than this is a warning (and no successful build within it).
     /// Left out of the JSON at its default, so existing presets keep their hash.
     #[serde(
@@ -82,6 +88,11 @@ fn is_default_max_age_days(d: &u32) -> bool {
 }
 
 impl Preset {
+    /// What people see: the display name, else the template name.
+    pub fn shown_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.template)
+    }
+
     /// The home region: first distribution region, else the stack's.
     pub fn home_region<'a>(&'a self, stack_region: &'a str) -> &'a str {
         self.regions
@@ -161,11 +172,9 @@ pub struct PresetSource {
 }
 
 /// The JSON Schema of a preset file, for editors (`# yaml-language-server: $schema=…`).
+/// Covers both formats: kiln's and the seed's template format.
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(PresetFile);
-    let mut text = serde_json::to_string_pretty(&schema).expect("schema serialises");
-    text.push('\n');
-    text
+    schema::json_schema()
 }
 
 #[cfg(test)]
@@ -173,3 +182,6 @@ mod tests;
 
 #[cfg(test)]
 mod hostile_tests;
+
+#[cfg(test)]
+mod format_tests;

@@ -95,6 +95,9 @@ pub struct PresetFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub runner: BTreeMap<String, serde_json::Value>,
+    /// Name shown on the status page and in the registry (default: `name`).
+    #[serde(default)]
+    pub display_name: Option<String>,
     /// Days after which the AMI runners use is too old: a warning, and `/status` turns
     /// `degraded`. Also the window for "no successful build". Default 30.
     #[serde(default)]
@@ -107,7 +110,7 @@ pub struct PresetFile {
     pub rebuild_on_dependency_updates: Option<bool>,
 }
 
-pub(super) const KNOWN_FIELDS: [&str; 22] = [
+pub(super) const KNOWN_FIELDS: [&str; 23] = [
     "name",
     "description",
     "architecture",
@@ -130,4 +133,5 @@ pub(super) const KNOWN_FIELDS: [&str; 22] = [
     "$schema",
     "max_age_days",
     "rebuild_on_dependency_updates",
+    "display_name",
 ];

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use super::guard;
 use super::validate::validate;
-use super::{KNOWN_FIELDS, Preset, PresetError, PresetErrors, PresetFile, PresetSource};
+use super::{
+    Architecture, KNOWN_FIELDS, Preset, PresetError, PresetErrors, PresetFile, PresetSource,
+};
+use super::{guard, per_arch, template_format};
 
 /// Parses and validates a directory's worth of preset files. `location` names the
 /// directory in the "no presets" error.
@@ -86,42 +88,161 @@ pub fn parse_one(source: &PresetSource) -> Result<Vec<Preset>, Vec<PresetError>>
             "a preset file must be a YAML mapping of fields".into(),
         )]);
     };
+    // The seed's template format (`base_ami`) becomes kiln's mapping; errors are then
+    // spelled with the template's field names.
+    let template = template_format::is_template(map);
+    let spell = |field: &str| {
+        if template {
+            template_format::template_field(field)
+        } else {
+            field.to_owned()
+        }
+    };
+    let converted;
+    let map = if template {
+        match template_format::to_kiln(file, map) {
+            Ok(m) => {
+                converted = m;
+                &converted
+            }
+            Err(problems) => {
+                let mut errors: Vec<PresetError> = problems
+                    .into_iter()
+                    .map(|(field, reason)| err(&field, reason))
+                    .collect();
+                errors.extend(
+                    unknown_fields(map, template)
+                        .iter()
+                        .map(|f| err(f, "unknown field".into())),
+                );
+                return Err(errors);
+            }
+        }
+    } else {
+        map
+    };
     // Report every unknown field, not only the first serde would stop at.
-    let mut errors = Vec::new();
+    let mut errors: Vec<PresetError> = unknown_fields(map, template)
+        .iter()
+        .map(|f| err(f, "unknown field".into()))
+        .collect();
+    for (field, reason) in per_arch::misplaced(map) {
+        errors.push(err(&spell(&field), reason));
+    }
     let mut known = serde_yaml::Mapping::new();
     for (k, v) in map {
         let key = k.as_str().unwrap_or("");
-        if KNOWN_FIELDS.contains(&key) {
-            if key != "$schema" {
-                known.insert(k.clone(), v.clone());
-            }
-        } else {
-            let shown = field_name(k);
-            errors.push(err(&shown, "unknown field".into()));
+        if KNOWN_FIELDS.contains(&key) && key != "$schema" {
+            known.insert(k.clone(), v.clone());
         }
     }
-    let raw: PresetFile = match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(known))
-    {
+    if !errors.is_empty() && errors.iter().any(|e| e.reason != "unknown field") {
+        return Err(errors);
+    }
+    let mut presets = Vec::new();
+    if !per_arch::any_per_arch(&known) {
+        match one_architecture(file, known, None, &[]) {
+            Ok(p) => presets = p,
+            Err(more) => errors.extend(more.into_iter().map(|(f, r)| err(&spell(&f), r))),
+        }
+    } else {
+        let architectures = declared_architectures(&known);
+        if architectures.is_empty() {
+            // Nothing to resolve for: let validation name the architecture problem.
+            let first = per_arch::first_values(&known);
+            if let Err(more) = one_architecture(file, first, None, &[]) {
+                errors.extend(more.into_iter().map(|(f, r)| err(&spell(&f), r)));
+            }
+        }
+        for arch in architectures {
+            match per_arch::resolve(&known, arch) {
+                Err(missing) => {
+                    errors.extend(missing.into_iter().map(|(f, r)| err(&spell(&f), r)));
+                }
+                Ok((resolved_map, resolved)) => {
+                    match one_architecture(file, resolved_map, Some(arch), &resolved) {
+                        Ok(p) => presets.extend(p),
+                        Err(more) => {
+                            errors.extend(more.into_iter().map(|(f, r)| err(&spell(&f), r)))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        presets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(presets)
+    } else {
+        // Shared fields fail once per architecture: report each problem once, in order.
+        let mut seen = std::collections::BTreeSet::new();
+        errors.retain(|e| seen.insert(e.clone()));
+        Err(errors)
+    }
+}
+
+/// Top-level keys that are not fields of the file's format, as error fields.
+fn unknown_fields(map: &serde_yaml::Mapping, template: bool) -> Vec<String> {
+    map.keys()
+        .filter(|k| {
+            let key = k.as_str().unwrap_or("");
+            let known = KNOWN_FIELDS.contains(&key) || (template && matches!(key, "base_ami"));
+            !known
+        })
+        .map(field_name)
+        .collect()
+}
+
+/// Architectures a (kiln-format) mapping declares; unknown ones are left to validation.
+fn declared_architectures(map: &serde_yaml::Mapping) -> Vec<Architecture> {
+    let mut out = Vec::new();
+    let mut add = |v: &serde_yaml::Value| {
+        if let Some(a) = v.as_str().and_then(Architecture::parse)
+            && !out.contains(&a)
+        {
+            out.push(a);
+        }
+    };
+    if let Some(v) = map.get("architecture") {
+        add(v);
+    }
+    if let Some(serde_yaml::Value::Sequence(list)) = map.get("architectures") {
+        list.iter().for_each(add);
+    }
+    out
+}
+
+/// Deserialises and validates a mapping with no per-architecture values left, keeping
+/// only the preset of `only` (all when `None`); errors as `(field, reason)` with the
+/// architecture spelled into per-architecture fields.
+fn one_architecture(
+    file: &str,
+    map: serde_yaml::Mapping,
+    only: Option<Architecture>,
+    resolved: &[String],
+) -> Result<Vec<Preset>, Vec<(String, String)>> {
+    let path_of = |field: &str| match only {
+        Some(arch) => per_arch::field_path(field, resolved, arch),
+        None => field.to_owned(),
+    };
+    let raw: PresetFile = match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(map)) {
         Ok(raw) => raw,
         Err(e) => {
             let path = e.path().to_string();
             let field = if path == "." {
                 "(file)".to_owned()
             } else {
-                path
+                path_of(&path)
             };
-            errors.push(err(&field, e.into_inner().to_string()));
-            return Err(errors);
+            return Err(vec![(field, e.into_inner().to_string())]);
         }
     };
-    match validate(file, raw) {
-        Ok(presets) if errors.is_empty() => Ok(presets),
-        Ok(_) => Err(errors),
-        Err(mut more) => {
-            errors.append(&mut more);
-            Err(errors)
-        }
-    }
+    validate(file, raw, only).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| (path_of(&e.field), e.reason))
+            .collect()
+    })
 }
 
 /// A mapping key as an error's field: quoted when it would otherwise print as nothing

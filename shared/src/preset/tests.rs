@@ -372,7 +372,7 @@ fn schema_is_committed_and_current() {
     );
     let v: serde_json::Value = serde_json::from_str(committed).unwrap();
     assert!(v["$defs"]["Architecture"].to_string().contains("arm64"));
-    assert!(v["properties"]["setup_script"].is_object());
+    assert!(v["oneOf"][0]["properties"]["setup_script"].is_object());
 }
 
 #[test]

@@ -8,7 +8,14 @@ use super::{Architecture, BaseImage, Preset, PresetError, PresetFile, instance_a
 use crate::region::valid_region;
 use crate::runner_config::{self, ADVANCED_MAX_BYTES, OWNED_KEYS};
 
-pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<PresetError>> {
+/// Validates a file (no per-architecture values left) and expands it; with `only`, the
+/// architecture-specific checks and the result are for that architecture alone (the
+/// file's per-architecture values were resolved for it).
+pub(super) fn validate(
+    file: &str,
+    raw: PresetFile,
+    only: Option<Architecture>,
+) -> Result<Vec<Preset>, Vec<PresetError>> {
     let mut errors = Vec::new();
     let mut err = |field: String, reason: String| {
         errors.push(PresetError {
@@ -91,7 +98,10 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
                     format!("'{t}' is not an EC2 instance type or family (e.g. m7i, c7g.large)"),
                 ),
                 Some(fits) => {
-                    for a in &architectures {
+                    for a in architectures
+                        .iter()
+                        .filter(|a| only.is_none_or(|o| o == **a))
+                    {
                         if *a != fits {
                             err(
                                 format!("{field}[{i}]"),
@@ -284,6 +294,14 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
         }
     }
 
+    if let Some(name) = &raw.display_name
+        && (name.trim().is_empty() || name.len() > 120 || name.chars().any(char::is_control))
+    {
+        err(
+            "display_name".into(),
+            "must be 1 to 120 printable characters".into(),
+        );
+    }
     let Some(base_image) = base_image else {
         return Err(errors);
     };
@@ -292,6 +310,7 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
     }
     let presets: Vec<Preset> = expanded_names
         .into_iter()
+        .filter(|(a, _)| only.is_none_or(|o| o == *a))
         .map(|(architecture, name)| Preset {
             name,
             template: raw.name.clone(),
@@ -320,6 +339,7 @@ pub(super) fn validate(file: &str, raw: PresetFile) -> Result<Vec<Preset>, Vec<P
                 .max_age_days
                 .unwrap_or(crate::preset::DEFAULT_MAX_AGE_DAYS),
             rebuild_on_dependency_updates: raw.rebuild_on_dependency_updates.unwrap_or(false),
+            display_name: raw.display_name.clone(),
         })
         .collect();
     // SSM refuses a parameter over 8 KB; over 4 KB needs the Advanced tier, which the
