@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(html.matches("data-day=").count(), 90);
         assert!(html.contains(r#"title="2026-09-12: ready 50 %""#), "{html}");
         assert!(
-            html.contains(r#"class="d-down" title="2026-09-11: ready 0 %""#),
+            html.contains(r#"title="2026-09-11: ready 0 %" class="d-down""#),
             "{html}"
         );
         assert!(html.contains("2026-09-01: no data"));
