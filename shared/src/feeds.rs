@@ -221,11 +221,10 @@ pub fn open_failures(h: &PresetHistory) -> Vec<&BuildSummary> {
         .collect()
 }
 
-/// A preset is shown with a warning (the optional `warnings` of the status contract)
-/// when such a field is present; kept as a function so the mapping has one home.
+/// A preset with a `/status` warning (too old, pipeline disabled, AMI missing, revoked,
+/// no recent success) is degraded; kept as a function so the mapping has one home.
 pub fn has_warnings(p: &PresetReport) -> bool {
-    let _ = p;
-    false
+    !p.warnings.is_empty()
 }
 
 /// Whether runners of this preset have an image now.

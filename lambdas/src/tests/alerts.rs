@@ -8,6 +8,7 @@ fn ec2_image(id: &str) -> Ec2Image {
         tags: BTreeMap::new(),
         created: "2026-01-27T11:00:00.000Z".into(),
         snapshots: vec![],
+        size_gb: None,
     }
 }
 

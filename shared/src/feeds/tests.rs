@@ -30,6 +30,9 @@ fn preset(name: &str, status: PresetStatus, ami: Option<&str>) -> PresetReport {
         updated_at: Some("2026-11-04T00:00:00Z".into()),
         architecture: None,
         amis: BTreeMap::new(),
+        built_at: None,
+        pinned: false,
+        warnings: vec![],
     }
 }
 
@@ -123,6 +126,16 @@ fn statuspage_components_and_incidents_until_the_next_success() {
             .all(|i| i.resolved_at.is_none() && i.impact == "minor")
     );
     assert!(rest.scheduled_maintenances.is_empty());
+
+    // A ready preset with a warning (here: too old) is degraded, not operational.
+    let mut warned = report.clone();
+    warned.presets[0].warnings.push(crate::status::Warning {
+        code: "ami_too_old".into(),
+        message: "a's AMI is 45 days old (max 30)".into(),
+        region: None,
+    });
+    let (_, rest) = statuspage::build(&warned, &histories);
+    assert_eq!(rest.components[0].status, "degraded_performance");
 
     let mut none = report.clone();
     none.presets[1] = preset("b", PresetStatus::NotConfigured, None);

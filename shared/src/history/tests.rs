@@ -32,6 +32,7 @@ fn build(
         reason: Some("secret reason arn:aws:iam::123456789012:role/x".into()),
         validated: outcome == Some(ImageState::Available),
         size_gb: None,
+        tests: vec![],
     }
 }
 

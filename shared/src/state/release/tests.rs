@@ -43,6 +43,7 @@ fn build(n: u32, outcome: ImageState) -> BuildRecord {
         reason: None,
         validated: true,
         size_gb: None,
+        tests: vec![],
     }
 }
 
