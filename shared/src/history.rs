@@ -89,8 +89,9 @@ impl BuildSummary {
                 passed: Some(test_count),
                 failed: Some(0),
             }
-        } else if outcome.is_failure() && b.last_state == ImageState::Testing {
-            // The TEST phase failed: at least one test, which ones is not reported.
+        } else if outcome.is_failure() {
+            // A failed build's record keeps the terminal state, not the phase it failed
+            // in, and Image Builder does not report which tests ran: unknown, not 0/0.
             Tests::default()
         } else {
             // Not (yet) tested.

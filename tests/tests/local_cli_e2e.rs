@@ -277,10 +277,17 @@ async fn kiln_commands_work_against_the_local_stack_with_its_env_file() {
     let out = kiln(&env_file, &["cleanup", "--keep-latest", "1", "--dry-run"]);
     assert!(out.status.success(), "{}", describe(&out));
     let plan = String::from_utf8_lossy(&out.stdout);
+    // Both builds' AMIs are registered locally, so cleanup sees them: the newest is kept
+    // and, with two builds, the older one is the rollback target (never deleted).
+    let tiny: Vec<&str> = plan.lines().filter(|l| l.contains(" tiny ")).collect();
+    assert_eq!(
+        tiny.len(),
+        2,
+        "cleanup does not see both builds' AMIs:\n{plan}"
+    );
     assert!(
-        plan.lines()
-            .any(|l| l.contains("tiny") && l.to_lowercase().contains("delete")),
-        "cleanup found nothing to do after two builds:\n{plan}"
+        tiny.iter().any(|l| l.contains("rollback target")),
+        "the older AMI is not kept as the rollback target:\n{plan}"
     );
 
     // Other keys: DynamoDB Local shows another (empty) database. Two plain lines.

@@ -200,7 +200,7 @@ async fn available_event_cost_is_counted() {
         ("secretsmanager:GetSecretValue".to_owned(), 2),
     ]);
     assert_eq!(calls, expect);
-    assert_eq!(plan.aws_calls(), 19);
+    assert_eq!(plan.aws_calls(), 23);
 }
 
 #[tokio::test]

@@ -109,6 +109,11 @@ fn builds_are_newest_first_bounded_and_allow_listed() {
         }
     );
     assert_eq!(r.builds[2].outcome, Outcome::Failed);
+    assert_eq!(
+        r.builds[2].tests,
+        Tests::default(),
+        "a failed build's tests are unknown"
+    );
     assert!(
         r.builds[2].amis.is_empty(),
         "a failed build's AMIs are not public"
