@@ -472,41 +472,7 @@ impl StateStore for DynamoStore {
         record: &'a BuildRecord,
         expected_rev: Option<u64>,
     ) -> BoxFut<'a, Result<Cas, AwsError>> {
-        Box::pin(async move {
-            let mut item = encode("dynamodb:PutItem", record)?;
-            let next = expected_rev.map_or(1, |r| r + 1);
-            item.insert(REV.into(), AttributeValue::N(next.to_string()));
-            let condition = match expected_rev {
-                None => ("attribute_not_exists(jobId)", vec![]),
-                Some(r) => (
-                    "#rev = :rev",
-                    vec![(":rev", AttributeValue::N(r.to_string()))],
-                ),
-            };
-            // `rev` is not reserved, but names keep the expression safe if it ever is.
-            let mut req = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(condition.0);
-            if expected_rev.is_some() {
-                req = req.expression_attribute_names("#rev", REV);
-            }
-            for (k, v) in condition.1 {
-                req = req.expression_attribute_values(k, v);
-            }
-            match req.send().await {
-                Ok(_) => Ok(Cas::Written),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(Cas::Conflict)
-                }
-                Err(e) => Err(self.sdk_err("dynamodb:PutItem", e)),
-            }
-        })
+        Box::pin(self.put_rev_guarded(record, expected_rev))
     }
 
     fn list_builds(&self) -> BoxFut<'_, Result<Listing<BuildRecord>, AwsError>> {
@@ -539,7 +505,7 @@ impl StateStore for DynamoStore {
         rollup: &'a kiln_shared::history::Rollup,
         expected_rev: Option<u64>,
     ) -> BoxFut<'a, Result<Cas, AwsError>> {
-        Box::pin(self.put_history_impl(rollup, expected_rev))
+        Box::pin(self.put_rev_guarded(rollup, expected_rev))
     }
 
     fn list_history(&self) -> BoxFut<'_, Result<Listing<kiln_shared::history::Rollup>, AwsError>> {

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use kiln_shared::build::BuildRecord;
 use kiln_shared::history::{RECORD_TYPE_HISTORY, Rollup};
 use kiln_shared::table::{KEY, RECORD_TYPE, RECORD_TYPE_BUILD, RECORD_TYPE_INDEX, build_job_id};
+use serde::Serialize;
 
 use super::{Cas, DynamoStore, Item, Listing, REV, encode, parse_all, parse_one};
 use crate::error::AwsError;
@@ -67,12 +68,14 @@ impl DynamoStore {
         }))
     }
 
-    pub(super) async fn put_history_impl(
+    /// PutItem of a revisioned item (BUILD records, rollups): created only if absent
+    /// (`expected_rev` None) or replaced only at the revision read, bumping `rev`.
+    pub(super) async fn put_rev_guarded<T: Serialize>(
         &self,
-        rollup: &Rollup,
+        value: &T,
         expected_rev: Option<u64>,
     ) -> Result<Cas, AwsError> {
-        let mut item = encode("dynamodb:PutItem", rollup)?;
+        let mut item = encode("dynamodb:PutItem", value)?;
         let next = expected_rev.map_or(1, |r| r + 1);
         item.insert(REV.into(), AttributeValue::N(next.to_string()));
         let condition = match expected_rev {
@@ -82,6 +85,7 @@ impl DynamoStore {
                 vec![(":rev", AttributeValue::N(r.to_string()))],
             ),
         };
+        // `rev` is not reserved, but names keep the expression safe if it ever is.
         let mut req = self
             .client
             .put_item()
