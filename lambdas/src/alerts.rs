@@ -1,4 +1,4 @@
-//! Alerts on the stack's SNS topic (the one the failed-builds rule notifies), once per
+//! Warning transitions: logged on the record for the Atom feed, and alerts on the stack's SNS topic (the one the failed-builds rule notifies), once per
 //! transition: a warning raised or cleared — pipeline disabled, AMI too old or
 //! missing, build revoked, no recent success. Reconcile compares the warnings with the
 //! ones last announced, stored on the record, and moves that marker with a conditional
@@ -32,29 +32,40 @@ pub fn redact(text: &str) -> String {
         .join(" ")
 }
 
-/// Raised and cleared warnings since the last announcement, announced once. Returns
-/// whether an alert was sent.
+/// Logs the warnings raised and cleared since the last run on the record (the feed's
+/// warning entries) and, when alerts are configured, announces them once. Returns
+/// whether the record changed (the snapshot then needs a push).
 pub async fn warning_transitions(
     deps: &Deps,
     preset: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, HandlerError> {
-    if !deps.alerts.enabled() {
-        return Ok(false);
-    }
+    let alerts = deps.alerts.enabled();
     let mut diff: Option<(Vec<Warning>, Vec<String>, Vec<String>)> = None;
     let decide = |r: &AmiRecord| {
+        diff = None;
         let current = warnings(r, now);
-        let keys: Vec<String> = current.iter().map(Warning::key).collect();
-        let before = r
+        let pairs: Vec<(String, String)> = current
+            .iter()
+            .map(|w| (w.key(), w.message.clone()))
+            .collect();
+        let logged = r.with_transitions(&pairs, now);
+        if !alerts {
+            return Ok::<_, std::convert::Infallible>(logged);
+        }
+        let base = logged.as_ref().unwrap_or(r);
+        let keys: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
+        let before = base
             .health
             .as_ref()
             .map(|h| h.announced.clone())
             .unwrap_or_default();
+        let Some(announced) = base.with_announced(keys.clone(), now) else {
+            return Ok(logged);
+        };
         let raised: Vec<Warning> = current
-            .iter()
+            .into_iter()
             .filter(|w| !before.contains(&w.key()))
-            .cloned()
             .collect();
         let cleared: Vec<String> = before
             .iter()
@@ -62,7 +73,7 @@ pub async fn warning_transitions(
             .cloned()
             .collect();
         diff = Some((raised, cleared, before));
-        Ok::<_, std::convert::Infallible>(r.with_announced(keys, now))
+        Ok(Some(announced))
     };
     let (_, written) = update_ami(deps.store.as_ref(), preset, decide)
         .await
@@ -73,7 +84,7 @@ pub async fn warning_transitions(
             },
         })?;
     let Some((raised, cleared, before)) = diff.filter(|_| written) else {
-        return Ok(false);
+        return Ok(written);
     };
     let mut lines = Vec::new();
     for w in &raised {

@@ -8,6 +8,8 @@ use kiln_aws::store::{Cas, PresetItem};
 use kiln_shared::StatusReport;
 use kiln_shared::feeds::{Feeds, Published};
 use kiln_shared::history::{Rollup, public_histories};
+use kiln_shared::state::AmiRecord;
+use kiln_shared::state::health::WarningTransition;
 
 use crate::Deps;
 use crate::observe::HandlerError;
@@ -52,11 +54,23 @@ pub async fn refresh(
     })
 }
 
-/// The report and its documents, as the origin answers and the Lambdas push.
-pub fn published(report: StatusReport, rollups: &[Rollup], now: DateTime<Utc>) -> Published {
+/// The report and its documents, as the origin answers and the Lambdas push; `records`
+/// give the warning transitions of the presets the report shows.
+pub fn published(
+    report: StatusReport,
+    rollups: &[Rollup],
+    records: &[AmiRecord],
+    now: DateTime<Utc>,
+) -> Published {
     let names: Vec<&str> = report.presets.iter().map(|p| p.name.as_str()).collect();
     let histories = public_histories(&names, rollups, now);
-    let mut feeds = Feeds::build(&report, &histories, now);
+    let transitions: Vec<(String, WarningTransition)> = records
+        .iter()
+        .filter(|r| names.contains(&r.preset.as_str()))
+        .filter_map(|r| r.health.as_ref().map(|h| (r, h)))
+        .flat_map(|(r, h)| h.transitions.iter().map(|t| (r.preset.clone(), t.clone())))
+        .collect();
+    let mut feeds = Feeds::build(&report, &histories, &transitions, now);
     feeds.page = kiln_web::render_history(&histories, now);
     feeds.retag();
     Published { report, feeds }

@@ -95,8 +95,11 @@ pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileRepor
             if !record.current().amis.is_empty() {
                 sync_configs(deps, &preset, record, &mut o).await?;
             }
-            let changed = crate::health::check(deps, &preset, record, now).await?;
-            crate::alerts::warning_transitions(deps, &record.preset, now).await?;
+            let checked = crate::health::check(deps, &preset, record, now).await?;
+            // A transition changes the feed even when the health it derives from did not
+            // (a warning that comes with age).
+            let moved = crate::alerts::warning_transitions(deps, &record.preset, now).await?;
+            let changed = checked || moved;
             Ok::<_, HandlerError>((o.configs_updated, changed))
         }
         .await;

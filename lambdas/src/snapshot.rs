@@ -22,8 +22,13 @@ pub async fn snapshot(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, A
 
 /// The report and its documents (history, feeds): what pushes carry. Three queries.
 pub async fn published(deps: &Deps, now: DateTime<Utc>) -> Result<Published, AwsError> {
-    let (report, rollups) = futures::try_join!(snapshot(deps, now), crate::history::rollups(deps))?;
-    Ok(crate::history::published(report, &rollups, now))
+    let (records, presets, rollups) = futures::try_join!(
+        deps.store.list_ami(),
+        deps.store.list_presets(),
+        crate::history::rollups(deps)
+    )?;
+    let report = report(&presets, &records, now);
+    Ok(crate::history::published(report, &rollups, &records, now))
 }
 
 pub fn report(presets: &[PresetItem], records: &[AmiRecord], now: DateTime<Utc>) -> StatusReport {

@@ -28,6 +28,14 @@ use crate::snapshot::report;
 
 /// The status with stale records reconciled inline (bounded by the time budget).
 pub async fn status(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, AwsError> {
+    Ok(status_and_records(deps, now).await?.0)
+}
+
+/// [`status`] and the records it was built from.
+async fn status_and_records(
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<(StatusReport, Vec<AmiRecord>), AwsError> {
     let (mut records, presets) =
         futures::try_join!(deps.store.list_ami(), deps.store.list_presets())?;
     let due: Vec<String> = {
@@ -82,13 +90,16 @@ pub async fn status(deps: &Deps, now: DateTime<Utc>) -> Result<StatusReport, Aws
             ),
         }
     }
-    Ok(report(&presets, &records, now))
+    Ok((report(&presets, &records, now), records.items))
 }
 
 /// [`status`] and the history rollups (read beside it): the origin's answer.
 pub async fn published(deps: &Deps, now: DateTime<Utc>) -> Result<Published, AwsError> {
-    let (report, rollups) = futures::try_join!(status(deps, now), crate::history::rollups(deps))?;
-    Ok(crate::history::published(report, &rollups, now))
+    let ((report, records), rollups) = futures::try_join!(
+        status_and_records(deps, now),
+        crate::history::rollups(deps)
+    )?;
+    Ok(crate::history::published(report, &rollups, &records, now))
 }
 
 /// A minimal HTTP request, independent of the Lambda adapter (tests call this directly).

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StatusReport;
 use crate::history::{BuildSummary, PresetHistory};
+use crate::state::health::WarningTransition;
 use crate::status::{PresetReport, PresetStatus};
 
 pub mod atom;
@@ -33,9 +34,11 @@ pub struct Feeds {
     pub summary: String,
     /// The Atom feed, complete.
     pub atom: String,
-    /// Badge messages: `uptime30d` ("99.9 %") and `age` ("3 days"), each with a tone
-    /// (`good` | `warn` | `bad` | `none`).
+    /// Badge message `uptime30d` ("99.9 %") with its tone (`good` | `warn` | `bad` |
+    /// `none`).
     pub uptime30d: [String; 2],
+    /// The age badge's input: when the oldest preset's current image was built (Unix
+    /// seconds; empty without one), and an unused slot. [`age_badge`] renders it.
     pub age: [String; 2],
     /// The page's history section (HTML, rendered by `kiln-web`), empty when absent.
     pub page: String,
@@ -94,11 +97,13 @@ impl From<Published> for (StatusReport, Feeds) {
 }
 
 impl Feeds {
-    /// Renders every document from the public report and the presets' histories (in
-    /// the report's order). `page` is left empty for the caller (`kiln-web` renders it).
+    /// Renders every document from the public report, the presets' histories (in the
+    /// report's order) and their warning transitions (`(preset, transition)`, for the
+    /// feed). `page` is left empty for the caller (`kiln-web` renders it).
     pub fn build(
         report: &StatusReport,
         histories: &[PresetHistory],
+        transitions: &[(String, WarningTransition)],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Feeds {
         let history = serde_json::to_string(histories).expect("history serialises");
@@ -113,7 +118,7 @@ impl Feeds {
             .filter_map(|p| p.updated_at.as_deref())
             .max()
             .unwrap_or("1970-01-01T00:00:00Z");
-        let atom = atom::render(histories, fallback);
+        let atom = atom::render(histories, transitions, fallback);
 
         let uptime = histories
             .iter()
@@ -130,18 +135,12 @@ impl Feeds {
             .iter()
             .filter_map(|h| last_success(h).and_then(BuildSummary::finished))
             .min();
-        let age = match oldest {
-            None => ["no image".to_owned(), "none".to_owned()],
-            Some(t) => {
-                let secs = (now - t).num_seconds();
-                let tone = match secs / 86_400 {
-                    d if d < 7 => "good",
-                    d if d < 30 => "warn",
-                    _ => "bad",
-                };
-                [age_text(secs), tone.to_owned()]
-            }
-        };
+        // The edge renders the text at request time, so the age keeps counting while
+        // its copy is stale.
+        let age = [
+            oldest.map_or(String::new(), |t| t.timestamp().to_string()),
+            String::new(),
+        ];
         let mut feeds = Feeds {
             tag: String::new(),
             history,
@@ -189,6 +188,20 @@ pub fn percent(x: Option<f64>) -> String {
             format!("{s} %")
         }
     }
+}
+
+/// The age badge's `[message, tone]` from [`Feeds::age`] at `now` (Unix seconds).
+pub fn age_badge(age: &[String; 2], now: i64) -> [String; 2] {
+    let Ok(built) = age[0].parse::<i64>() else {
+        return ["no image".to_owned(), "none".to_owned()];
+    };
+    let secs = now - built;
+    let tone = match secs / 86_400 {
+        d if d < 7 => "good",
+        d if d < 30 => "warn",
+        _ => "bad",
+    };
+    [age_text(secs), tone.to_owned()]
 }
 
 /// Age in whole units: `5 minutes`, `3 hours`, `12 days`.

@@ -6,9 +6,11 @@
 //! - [`chromium`]: headless Chromium over WebDriver, and the screenshot directory.
 //! - [`fixtures`]: status reports in each overall state.
 //! - [`lambdas_kit`]: the Lambda integration tests' setup (emulators, fault wrapper).
+//! - [`schema`]: documents checked against committed JSON Schemas (python-jsonschema).
 //! - [`test_origin`]: a controllable stand-in for the `status-origin` Lambda.
 pub mod bins;
 pub mod chromium;
 pub mod fixtures;
 pub mod lambdas_kit;
+pub mod schema;
 pub mod test_origin;

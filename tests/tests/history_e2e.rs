@@ -3,7 +3,8 @@
 //! binary → DynamoDB Local (BUILD items and the HISTORY rollups) → the real
 //! `status-origin` binary → the Worker under `wrangler dev` → `/history.json`,
 //! `/feed.atom` (read by `feed-rs`), `/api/v2/summary.json` and `/api/v2/status.json`
-//! (read as Statuspage's shape, unknown members refused) and the metric badges.
+//! (checked against the committed Statuspage JSON Schemas by python-jsonschema, and read
+//! as Statuspage's shape with unknown members refused) and the metric badges.
 
 use std::time::{Duration, Instant};
 
@@ -88,12 +89,19 @@ async fn history(stack: &DevStack) -> HistoryDoc {
     parse_history(&text)
 }
 
+const SUMMARY_SCHEMA: &str = "shared/statuspage-summary.schema.json";
+const STATUS_SCHEMA: &str = "shared/statuspage-status.schema.json";
+
+/// `summary.json`, checked against the committed Statuspage schema (python-jsonschema)
+/// and read by the typed client model (unknown members refused).
 async fn summary(stack: &DevStack) -> Summary {
     let text = get(&format!("{}api/v2/summary.json", stack.page_url()))
         .await
         .text()
         .await
         .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    kiln_tests::schema::assert_valid(&[SUMMARY_SCHEMA], &value);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("Statuspage shape: {e}: {text}"))
 }
 
@@ -257,6 +265,7 @@ async fn success_failure_recovery_in_history_feed_and_statuspage() {
         .json()
         .await
         .unwrap();
+    kiln_tests::schema::assert_valid(&[STATUS_SCHEMA, SUMMARY_SCHEMA], &status_doc);
     assert_eq!(status_doc["status"]["indicator"], "none");
     assert_eq!(status_doc["page"]["id"], "kiln");
     assert_eq!(

@@ -59,6 +59,24 @@ async fn status(w: &LambdaWorld) -> StatusReport {
         .unwrap()
 }
 
+/// The warning entries of the Atom feed the snapshot carries: `(title, category)`.
+async fn warning_entries(w: &LambdaWorld) -> Vec<(String, String)> {
+    let published = kiln_lambdas::snapshot::published(&w.deps, chrono::Utc::now())
+        .await
+        .unwrap();
+    let feed = feed_rs::parser::parse(published.feeds.atom.as_bytes()).expect("a valid feed");
+    feed.entries
+        .iter()
+        .map(|e| {
+            (
+                e.title.as_ref().unwrap().content.clone(),
+                e.categories[0].term.clone(),
+            )
+        })
+        .filter(|(_, c)| c == "warning")
+        .collect()
+}
+
 fn x64(r: &StatusReport) -> &PresetReport {
     r.presets.iter().find(|p| p.name == X64).unwrap()
 }
@@ -259,6 +277,16 @@ async fn an_ami_deregistered_behind_kilns_back_and_an_auto_disabled_pipeline_deg
         .await
         .unwrap();
     assert!(again.health_changed.is_empty(), "{again:?}");
+    // The feed the edge serves has the warning, once, newest first, read by feed-rs.
+    let feed = warning_entries(&w).await;
+    assert_eq!(
+        feed,
+        [(
+            format!("{X64}: warning ami_missing:{WEST} raised"),
+            "warning".to_owned()
+        )],
+        "one entry for the transition, none for the run that changed nothing"
+    );
 
     // Two failed scheduled builds: Image Builder's AutoDisablePolicy disables the
     // pipeline; reconcile reports it.
@@ -278,6 +306,13 @@ async fn an_ami_deregistered_behind_kilns_back_and_an_auto_disabled_pipeline_deg
     let s = status(&w).await;
     let codes: Vec<&str> = x64(&s).warnings.iter().map(|w| w.code.as_str()).collect();
     assert_eq!(codes, ["pipeline_disabled", "ami_missing"], "{s:?}");
+    let feed = warning_entries(&w).await;
+    assert_eq!(feed.len(), 2, "{feed:?}");
+    assert_eq!(
+        feed[0].0,
+        format!("{X64}: warning pipeline_disabled raised"),
+        "newest first"
+    );
     // Runners keep the last good AMI through the failures.
     assert_eq!(w.config(REGION, X64).await.unwrap()["amiId"], amis[REGION]);
 }

@@ -79,7 +79,10 @@ impl<P: Platform> Edge<P> {
         };
         let (label, [message, tone]) = match (&s.feeds, metric) {
             (Some(f), Metric::Uptime30d) => ("uptime 30d", f.uptime30d.clone()),
-            (Some(f), Metric::Age) => ("image age", f.age.clone()),
+            (Some(f), Metric::Age) => (
+                "image age",
+                kiln_shared::feeds::age_badge(&f.age, self.p.now()),
+            ),
             (None, Metric::Uptime30d) => ("uptime 30d", ["n/a".into(), "none".into()]),
             (None, Metric::Age) => ("image age", ["n/a".into(), "none".into()]),
         };

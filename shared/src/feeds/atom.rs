@@ -1,5 +1,6 @@
-//! The Atom 1.0 feed (RFC 4287): one entry per finished build, newest first, with ids
-//! that never change (`urn:kiln:<preset>:build:<version>`).
+//! The Atom 1.0 feed (RFC 4287): one entry per finished build and per warning raised or
+//! cleared, newest first, with ids that never change (`urn:kiln:<preset>:build:<version>`,
+//! `urn:kiln:<preset>:warning:<key>:raised|cleared:<unix seconds>`).
 //!
 //! Links are relative to the feed's own URL (the Worker's `/feed.atom`), so the origin
 //! renders it without knowing the public host.
@@ -7,6 +8,7 @@
 use std::fmt::Write;
 
 use crate::history::{BuildSummary, PresetHistory};
+use crate::state::health::WarningTransition;
 
 /// Entries in the feed (across presets).
 pub const MAX_ENTRIES: usize = 50;
@@ -56,19 +58,66 @@ fn summary_text(preset: &str, b: &BuildSummary) -> String {
     s
 }
 
-/// The feed. `fallback_updated` dates a feed without entries (it must carry one).
-pub fn render(histories: &[PresetHistory], fallback_updated: &str) -> String {
-    let mut entries: Vec<(&str, &BuildSummary, &str)> = histories
+/// A stable id of a warning transition's entry.
+pub fn warning_entry_id(preset: &str, t: &WarningTransition) -> String {
+    format!(
+        "urn:kiln:{preset}:warning:{}:{}:{}",
+        t.key,
+        if t.raised { "raised" } else { "cleared" },
+        t.at.timestamp()
+    )
+}
+
+struct Entry {
+    at: String,
+    id: String,
+    title: String,
+    category: &'static str,
+    summary: String,
+}
+
+fn build_entry(preset: &str, b: &BuildSummary, at: &str) -> Entry {
+    Entry {
+        at: at.to_owned(),
+        id: entry_id(preset, &b.version),
+        title: format!("{preset}: build {} {}", b.version, b.outcome.as_str()),
+        category: b.outcome.as_str(),
+        summary: summary_text(preset, b),
+    }
+}
+
+fn warning_entry(preset: &str, t: &WarningTransition) -> Entry {
+    let what = if t.raised { "raised" } else { "cleared" };
+    Entry {
+        at: crate::time::format(t.at),
+        id: warning_entry_id(preset, t),
+        title: format!("{preset}: warning {} {what}", t.key),
+        category: "warning",
+        summary: format!("Warning {what} for {preset}: {}", t.message),
+    }
+}
+
+/// The feed: finished builds and warning transitions (`(preset, transition)`), newest
+/// first. `fallback_updated` dates a feed without entries (it must carry one).
+pub fn render(
+    histories: &[PresetHistory],
+    transitions: &[(String, WarningTransition)],
+    fallback_updated: &str,
+) -> String {
+    let mut entries: Vec<Entry> = histories
         .iter()
         .flat_map(|h| {
-            h.builds
-                .iter()
-                .filter_map(move |b| b.finished_at.as_deref().map(|at| (at, b, h.name.as_str())))
+            h.builds.iter().filter_map(move |b| {
+                b.finished_at
+                    .as_deref()
+                    .map(|at| build_entry(&h.name, b, at))
+            })
         })
+        .chain(transitions.iter().map(|(p, t)| warning_entry(p, t)))
         .collect();
-    entries.sort_by(|a, b| (b.0, b.2, &b.1.version).cmp(&(a.0, a.2, &a.1.version)));
+    entries.sort_by(|a, b| (&b.at, &b.id).cmp(&(&a.at, &a.id)));
     entries.truncate(MAX_ENTRIES);
-    let updated = entries.first().map_or(fallback_updated, |e| e.0);
+    let updated = entries.first().map_or(fallback_updated, |e| e.at.as_str());
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     x.push_str("<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
@@ -77,18 +126,17 @@ pub fn render(histories: &[PresetHistory], fallback_updated: &str) -> String {
     x.push_str("<link rel=\"self\" type=\"application/atom+xml\" href=\"feed.atom\"/>\n");
     x.push_str("<link rel=\"alternate\" type=\"text/html\" href=\"./\"/>\n");
     x.push_str("<author><name>kiln</name></author>\n<generator>kiln</generator>\n");
-    for (at, b, preset) in entries {
-        let title = format!("{preset}: build {} {}", b.version, b.outcome.as_str());
+    for e in entries {
         let _ = writeln!(
             x,
             "<entry>\n<id>{}</id>\n<title>{}</title>\n<updated>{at}</updated>\n<published>{at}</published>\n\
              <category term=\"{}\"/>\n<link rel=\"alternate\" type=\"text/html\" href=\"./\"/>\n\
              <summary type=\"text\">{}</summary>\n</entry>",
-            escape(&entry_id(preset, &b.version)),
-            escape(&title),
-            b.outcome.as_str(),
-            escape(&summary_text(preset, b)),
-            at = escape(at),
+            escape(&e.id),
+            escape(&e.title),
+            e.category,
+            escape(&e.summary),
+            at = escape(&e.at),
         );
     }
     x.push_str("</feed>\n");

@@ -148,7 +148,7 @@ fn statuspage_components_and_incidents_until_the_next_success() {
 fn feeds_documents_are_consistent_and_tagged_by_content() {
     let (report, histories) = fixture();
     let now = crate::time::parse("2026-11-04T06:00:00Z").unwrap();
-    let f = Feeds::build(&report, &histories, now);
+    let f = Feeds::build(&report, &histories, &[], now);
     let back: Vec<PresetHistory> = serde_json::from_str(&f.history).unwrap();
     assert_eq!(back, histories);
     let summary = format!(
@@ -158,15 +158,21 @@ fn feeds_documents_are_consistent_and_tagged_by_content() {
     let parsed: statuspage::Summary = serde_json::from_str(&summary).unwrap();
     assert_eq!(parsed.components.len(), 2);
     assert_eq!(f.uptime30d, ["90 %".to_owned(), "bad".to_owned()]);
-    // Oldest current image: b's, built 2026-11-01T00:30.
-    assert_eq!(f.age[0], "3 days");
+    // Oldest current image: b's, built 2026-11-01T00:30; the edge renders its age.
+    assert_eq!(
+        age_badge(&f.age, now.timestamp()),
+        ["3 days".to_owned(), "good".to_owned()]
+    );
+    let month = now.timestamp() + 27 * 86_400;
+    assert_eq!(age_badge(&f.age, month), ["30 days".to_owned(), "bad".to_owned()]);
+    assert_eq!(age_badge(&Default::default(), 0)[0], "no image");
     assert!(f.atom.starts_with("<?xml"));
     assert_eq!(f.atom.matches("<entry>").count(), 5);
-    let again = Feeds::build(&report, &histories, now);
+    let again = Feeds::build(&report, &histories, &[], now);
     assert_eq!(again.tag, f.tag);
     let mut other = report.clone();
     other.message = "changed".into();
-    assert_ne!(Feeds::build(&other, &histories, now).tag, f.tag);
+    assert_ne!(Feeds::build(&other, &histories, &[], now).tag, f.tag);
 }
 
 #[test]
@@ -179,4 +185,42 @@ fn texts() {
     assert_eq!(age_text(3600), "1 hour");
     assert_eq!(age_text(86_400 * 3 + 5), "3 days");
     assert_eq!(atom::escape("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos;");
+}
+
+#[test]
+fn warning_transitions_are_feed_entries_with_stable_ids() {
+    use crate::state::health::WarningTransition;
+    let (_, histories) = fixture();
+    let at = |s: &str| crate::time::parse(s).unwrap();
+    let raised = WarningTransition {
+        at: at("2026-12-01T00:00:00Z"),
+        key: "ami_missing:us-west-2".into(),
+        raised: true,
+        message: "AMI ami-1 deregistered in us-west-2".into(),
+    };
+    let cleared = WarningTransition {
+        at: at("2026-12-02T00:00:00Z"),
+        raised: false,
+        ..raised.clone()
+    };
+    let transitions = vec![("a".to_owned(), raised.clone()), ("a".to_owned(), cleared)];
+    let feed = atom::render(&histories, &transitions, "1970-01-01T00:00:00Z");
+    let first = feed.find("<entry>").unwrap();
+    assert!(
+        feed[first..].starts_with(
+            "<entry>\n<id>urn:kiln:a:warning:ami_missing:us-west-2:cleared:1796169600</id>"
+        ),
+        "the newest entry (the clearing) comes first: {feed}"
+    );
+    assert!(feed.contains("<updated>2026-12-02T00:00:00Z</updated>"));
+    assert!(feed.contains("<title>a: warning ami_missing:us-west-2 raised</title>"));
+    assert!(feed.contains("Warning cleared for a: AMI ami-1 deregistered in us-west-2"));
+    assert_eq!(feed.matches("<category term=\"warning\"/>").count(), 2);
+    // Build entries are still there, after the newer warnings.
+    let builds = feed.matches("<entry>").count() - 2;
+    assert_eq!(builds, atom::render(&histories, &[], "x").matches("<entry>").count());
+    assert_eq!(
+        atom::warning_entry_id("a", &raised),
+        "urn:kiln:a:warning:ami_missing:us-west-2:raised:1796083200"
+    );
 }

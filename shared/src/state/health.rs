@@ -69,6 +69,30 @@ pub struct Health {
     /// Warning keys (`code` or `code:region`) last announced on the alerts topic.
     #[serde(default)]
     pub announced: Vec<String>,
+    /// Warning keys as of the newest entry of `transitions` (kept whether or not alerts
+    /// are configured).
+    #[serde(default)]
+    pub logged: Vec<String>,
+    /// Warnings raised and cleared, newest last (at most [`MAX_TRANSITIONS`]): the feed's
+    /// warning entries.
+    #[serde(default)]
+    pub transitions: Vec<WarningTransition>,
+}
+
+/// Warning transitions kept per preset.
+pub const MAX_TRANSITIONS: usize = 20;
+
+/// A warning raised or cleared, as reconcile observed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WarningTransition {
+    #[serde(with = "time::serde_secs")]
+    pub at: DateTime<Utc>,
+    /// `code` or `code:region`.
+    pub key: String,
+    pub raised: bool,
+    /// The warning's plain message (for a cleared warning: the one it was raised with).
+    pub message: String,
 }
 
 impl Health {
@@ -80,6 +104,8 @@ impl Health {
             regions: BTreeMap::new(),
             last_success_at: None,
             announced: Vec::new(),
+            logged: Vec::new(),
+            transitions: Vec::new(),
         }
     }
 }
@@ -107,6 +133,8 @@ impl AmiRecord {
     pub fn with_health(&self, mut health: Health) -> Option<AmiRecord> {
         if let Some(old) = &self.health {
             health.announced = old.announced.clone();
+            health.logged = old.logged.clone();
+            health.transitions = old.transitions.clone();
             let mut same = old.clone();
             same.observed_at = health.observed_at;
             if same == health {
@@ -133,5 +161,113 @@ impl AmiRecord {
         next.health = Some(health);
         next.rev = self.rev + 1;
         Some(next)
+    }
+
+    /// The record with the transitions from the logged warnings to `current` (each a
+    /// warning's key and message) appended to its log, raised ones first, or `None` when
+    /// nothing moved.
+    pub fn with_transitions(
+        &self,
+        current: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Option<AmiRecord> {
+        let mut health = self
+            .health
+            .clone()
+            .unwrap_or_else(|| Health::new(now, DEFAULT_MAX_AGE_DAYS));
+        let keys: Vec<String> = current.iter().map(|(k, _)| k.clone()).collect();
+        if health.logged == keys {
+            return None;
+        }
+        let at = time::truncate(now);
+        let mut added: Vec<WarningTransition> = current
+            .iter()
+            .filter(|(k, _)| !health.logged.contains(k))
+            .map(|(key, message)| WarningTransition {
+                at,
+                key: key.clone(),
+                raised: true,
+                message: message.clone(),
+            })
+            .collect();
+        for key in health.logged.iter().filter(|k| !keys.contains(k)) {
+            let message = health
+                .transitions
+                .iter()
+                .rev()
+                .find(|t| t.raised && &t.key == key)
+                .map_or_else(|| key.replace('_', " "), |t| t.message.clone());
+            added.push(WarningTransition {
+                at,
+                key: key.clone(),
+                raised: false,
+                message,
+            });
+        }
+        health.transitions.extend(added);
+        let excess = health.transitions.len().saturating_sub(MAX_TRANSITIONS);
+        health.transitions.drain(..excess);
+        health.logged = keys;
+        let mut next = self.clone();
+        next.health = Some(health);
+        next.rev = self.rev + 1;
+        Some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(key: &str) -> (String, String) {
+        (key.to_owned(), format!("{key} message"))
+    }
+
+    #[test]
+    fn transitions_are_logged_once_per_change_and_bounded() {
+        let t0 = crate::time::parse("2026-12-01T00:00:00Z").unwrap();
+        let r = AmiRecord::initial("p", None, t0);
+        assert!(r.with_transitions(&[], t0).is_none(), "nothing to log");
+
+        let raised = r
+            .with_transitions(&[w("pipeline_disabled"), w("ami_missing:us-east-2")], t0)
+            .unwrap();
+        assert_eq!(raised.rev, r.rev + 1);
+        let h = raised.health.as_ref().unwrap();
+        assert_eq!(h.logged, ["pipeline_disabled", "ami_missing:us-east-2"]);
+        assert_eq!(h.transitions.len(), 2);
+        assert!(h.transitions.iter().all(|t| t.raised && t.at == t0));
+        assert!(
+            raised
+                .with_transitions(&[w("pipeline_disabled"), w("ami_missing:us-east-2")], t0)
+                .is_none(),
+            "the same warnings again log nothing"
+        );
+
+        let t1 = t0 + chrono::Duration::hours(1);
+        let cleared = raised
+            .with_transitions(&[w("ami_missing:us-east-2")], t1)
+            .unwrap();
+        let last = cleared.health.as_ref().unwrap().transitions.last().unwrap();
+        assert_eq!(
+            (last.key.as_str(), last.raised, last.message.as_str(), last.at),
+            ("pipeline_disabled", false, "pipeline_disabled message", t1),
+            "a cleared warning carries the message it was raised with"
+        );
+        // Observed health does not drop the log.
+        let observed = cleared.with_health(Health::new(t1, 7)).unwrap();
+        assert_eq!(observed.health.as_ref().unwrap().transitions.len(), 3);
+
+        let mut flapping = cleared;
+        for i in 0..30 {
+            let at = t1 + chrono::Duration::minutes(i + 1);
+            let now: &[(String, String)] = if i % 2 == 0 { &[] } else { &[w("revoked")][..] };
+            flapping = flapping.with_transitions(now, at).unwrap_or(flapping);
+        }
+        assert_eq!(
+            flapping.health.unwrap().transitions.len(),
+            MAX_TRANSITIONS,
+            "the log keeps the newest entries only"
+        );
     }
 }

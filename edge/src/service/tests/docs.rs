@@ -12,7 +12,8 @@ fn feeds() -> Feeds {
         summary: r#""components":[],"incidents":[],"scheduled_maintenances":[]"#.into(),
         atom: "<?xml version=\"1.0\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"></feed>".into(),
         uptime30d: ["99.5 %".into(), "good".into()],
-        age: ["3 days".into(), "warn".into()],
+        // Built 3 days before T0.
+        age: [(T0 - 3 * 86_400).to_string(), String::new()],
         ..Feeds::default()
     };
     f.retag();
@@ -81,12 +82,20 @@ fn documents_are_wrapped_tagged_and_cached_like_status() {
         serde_json::from_str(f.get_q("/badge.json", "metric=age").text()).unwrap();
     assert_eq!(
         (json["message"].as_str(), json["color"].as_str()),
-        (Some("3 days"), Some("yellow"))
+        (Some("3 days"), Some("brightgreen"))
     );
 
     // Origin down past TTL + SWR: the last known good documents, marked stale.
     f.set_origin(OriginMode::Down);
     f.advance(31);
+    // The age keeps counting on a stale copy.
+    f.advance(4 * 86_400);
+    let json: serde_json::Value =
+        serde_json::from_str(f.get_q("/badge.json", "metric=age").text()).unwrap();
+    assert_eq!(
+        (json["message"].as_str(), json["color"].as_str()),
+        (Some("7 days (stale)"), Some("yellow"))
+    );
     let stale = f.get("/history.json");
     assert_eq!(stale.status, 200);
     let v: serde_json::Value = serde_json::from_str(stale.text()).unwrap();
