@@ -38,6 +38,7 @@ pub mod images;
 pub mod mock;
 pub mod regional;
 pub mod release;
+pub mod retention;
 pub mod sdk;
 pub mod secrets;
 pub mod ssm;

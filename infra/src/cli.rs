@@ -192,6 +192,13 @@ pub enum Command {
         #[arg(long)]
         disable_ami: bool,
     },
+    /// Release-control history of a preset: each pin, unpin, rollback and revoke, newest
+    /// first, and what its runners use now.
+    Releases {
+        preset: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// The AMI registry.
     Registry {
         #[command(subcommand)]

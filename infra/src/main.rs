@@ -259,6 +259,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             release(&aws, op).await
         }
+        Command::Releases { preset, json } => {
+            let (clients, _) = aws::clients(&aws).await?;
+            let r = kiln_infra::release::releases(&clients, &preset).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Unpin { preset } => release(&aws, kiln_infra::release::Op::Unpin { preset }).await,
         Command::Rollback { preset } => {
             release(&aws, kiln_infra::release::Op::Rollback { preset }).await
@@ -509,7 +519,15 @@ async fn cleanup(
         grace,
         now: chrono::Utc::now(),
     };
-    let plan = cleanup::plan_for(&clients, &aws.prefix, &regions, &policy).await?;
+    let plan = cleanup::plan_for(
+        clients.store.as_ref(),
+        clients.configs.as_ref(),
+        clients.ec2.as_ref(),
+        &aws.prefix,
+        &regions,
+        &policy,
+    )
+    .await?;
     print!("{}", plan.render(dry_run));
     if dry_run {
         return Ok(ExitCode::SUCCESS);

@@ -223,3 +223,89 @@ fn preset_of(
         }),
     }
 }
+
+/// `kiln releases PRESET`: release control as the record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Releases {
+    pub preset: String,
+    /// `pinned`, `rolled_back` or `revoked` (runners held on `version`); `None`: runners
+    /// follow the newest good build.
+    pub hold: Option<release::ReleaseKind>,
+    pub version: Option<String>,
+    /// The AMI runners use in the stack region.
+    pub ami_id: Option<String>,
+    /// Revoked builds (versions).
+    pub revoked: Vec<String>,
+    /// Each pin, unpin, rollback and revoke, newest first (the record keeps the last
+    /// [`release::MAX_CHANGES`]).
+    pub changes: Vec<release::ReleaseChange>,
+}
+
+/// Reads `preset`'s release control.
+pub async fn releases(clients: &Clients, preset: &str) -> Result<Releases, ReleaseError> {
+    let record = clients
+        .store
+        .get_ami(preset)
+        .await?
+        .ok_or_else(|| ReleaseError::UnknownPreset(preset.to_owned()))?;
+    Ok(Releases::of(&record))
+}
+
+impl Releases {
+    pub fn of(record: &AmiRecord) -> Releases {
+        let version = |arn: &str| {
+            kiln_shared::ImageArn::parse(arn)
+                .map(|a| a.build_version())
+                .unwrap_or_else(|| arn.to_owned())
+        };
+        Releases {
+            preset: record.preset.clone(),
+            hold: record.release.as_ref().map(|r| r.kind),
+            version: record.release.as_ref().map(|r| r.version.clone()),
+            ami_id: record.current().ami_id.map(str::to_owned),
+            revoked: record.revoked.iter().map(|a| version(a)).collect(),
+            changes: record.changes.iter().rev().cloned().collect(),
+        }
+    }
+
+    /// For the terminal: what runners use, then one line per change.
+    pub fn render(&self) -> String {
+        let on = match (&self.hold, &self.version) {
+            (Some(kind), Some(v)) => {
+                let why = match kind {
+                    release::ReleaseKind::Pinned => "pinned",
+                    release::ReleaseKind::RolledBack => "rolled back",
+                    release::ReleaseKind::Revoked => "the newer build was revoked",
+                };
+                format!("held on build {v} ({why})")
+            }
+            _ => "following the newest good build".to_owned(),
+        };
+        let mut out = format!(
+            "{}: runners {on}, AMI {}\n",
+            self.preset,
+            self.ami_id.as_deref().unwrap_or("none")
+        );
+        if !self.revoked.is_empty() {
+            out.push_str(&format!("revoked: {}\n", self.revoked.join(", ")));
+        }
+        if self.changes.is_empty() {
+            out.push_str("no release-control changes\n");
+        }
+        for c in &self.changes {
+            let named = c
+                .version
+                .as_deref()
+                .map_or(String::new(), |v| format!(" {v}"));
+            let from = c.from.as_deref().unwrap_or("-");
+            let to = c.to.as_deref().unwrap_or("-");
+            out.push_str(&format!(
+                "{}  {}{named}  runners {from} -> {to}\n",
+                kiln_shared::time::format(c.at),
+                c.op
+            ));
+        }
+        out
+    }
+}

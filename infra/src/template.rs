@@ -34,9 +34,7 @@ use cfn::reference;
 /// The table's names have one home, shared with the Lambdas and the CLI.
 pub use kiln_shared::table::{DEFAULT_PREFIX, RECORD_TYPE_INDEX, table_name};
 /// Tags put on every AMI, read back by `kiln cleanup` and `kiln list`.
-pub const TAG_PRESET: &str = "kiln:preset";
-pub const TAG_PREFIX: &str = "kiln:prefix";
-pub const TAG_ARCHITECTURE: &str = "kiln:architecture";
+pub use kiln_shared::table::{TAG_ARCHITECTURE, TAG_PREFIX, TAG_PRESET};
 pub const TAG_TEMPLATE: &str = "kiln:template";
 /// The core template's file name in `kiln synth --out DIR` (`.yaml` with `--format yaml`).
 pub const CORE_FILE: &str = "core.template";
@@ -196,6 +194,7 @@ pub fn synth_with(
             "CreateStateTable": { "Fn::Equals": [reference("ExistingStateTable"), ""] },
             "HasFailureNotificationEmail": { "Fn::Not": [{ "Fn::Equals": [reference("FailureNotificationEmail"), ""] }] },
             "HasStatusOriginReservedConcurrency": { "Fn::Not": [{ "Fn::Equals": [reference("StatusOriginReservedConcurrency"), "0"] }] },
+            "RetentionEnabled": { "Fn::Not": [{ "Fn::Equals": [reference("RetentionKeepLatest"), "0"] }] },
         },
         "Resources": resources,
         "Outputs": stack::outputs(),

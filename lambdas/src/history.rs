@@ -70,7 +70,7 @@ pub fn published(
         .filter_map(|r| r.health.as_ref().map(|h| (r, h)))
         .flat_map(|(r, h)| h.transitions.iter().map(|t| (r.preset.clone(), t.clone())))
         .collect();
-    let mut feeds = Feeds::build(&report, &histories, &transitions, now);
+    let mut feeds = Feeds::build(&report, &histories, &transitions);
     feeds.page = kiln_web::render_history(&histories, now);
     feeds.retag();
     Published { report, feeds }

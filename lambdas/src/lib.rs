@@ -18,6 +18,7 @@ pub mod observe;
 pub mod preset_init;
 pub mod reconcile;
 pub mod replay;
+pub mod retention;
 pub mod secret;
 pub mod snapshot;
 pub mod status;

@@ -95,10 +95,8 @@ async fn status_and_records(
 
 /// [`status`] and the history rollups (read beside it): the origin's answer.
 pub async fn published(deps: &Deps, now: DateTime<Utc>) -> Result<Published, AwsError> {
-    let ((report, records), rollups) = futures::try_join!(
-        status_and_records(deps, now),
-        crate::history::rollups(deps)
-    )?;
+    let ((report, records), rollups) =
+        futures::try_join!(status_and_records(deps, now), crate::history::rollups(deps))?;
     Ok(crate::history::published(report, &rollups, &records, now))
 }
 

@@ -104,7 +104,6 @@ impl Feeds {
         report: &StatusReport,
         histories: &[PresetHistory],
         transitions: &[(String, WarningTransition)],
-        now: chrono::DateTime<chrono::Utc>,
     ) -> Feeds {
         let history = serde_json::to_string(histories).expect("history serialises");
         let (status, rest) = statuspage::build(report, histories);

@@ -15,6 +15,7 @@ pub mod history;
 pub mod preset;
 pub mod region;
 pub mod registry;
+pub mod retention;
 pub mod runner_config;
 pub mod signing;
 pub mod state;

@@ -24,6 +24,12 @@ pub const RECORD_TYPE_BUILD: &str = "BUILD";
 /// `sk` of the AMI record (one per preset).
 pub const SK_LATEST: &str = "LATEST";
 
+/// Tags every AMI of kiln's pipelines carries (retention and `kiln list --images` read
+/// them back).
+pub const TAG_PRESET: &str = "kiln:preset";
+pub const TAG_PREFIX: &str = "kiln:prefix";
+pub const TAG_ARCHITECTURE: &str = "kiln:architecture";
+
 /// `AMI#<preset>`: a preset's AMI state record.
 pub fn ami_job_id(preset: &str) -> String {
     format!("AMI#{preset}")

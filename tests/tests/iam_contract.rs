@@ -52,6 +52,23 @@ const REQUIRED_BESIDE: &[(&str, &str, &str)] = &[
         "sqs:SendMessage",
         "on-failure destination of asynchronous invocations",
     ),
+    // DescribeImageReferences reads the referencing resources as the caller; where the
+    // API is unavailable, retention makes the same checks by hand (ec2/refs.rs).
+    (
+        "reconcile",
+        "ec2:DescribeInstances",
+        "DescribeImageReferences checks instances as the caller",
+    ),
+    (
+        "reconcile",
+        "ec2:DescribeLaunchTemplates",
+        "DescribeImageReferences checks launch templates as the caller",
+    ),
+    (
+        "reconcile",
+        "ec2:DescribeLaunchTemplateVersions",
+        "DescribeImageReferences checks launch template versions as the caller",
+    ),
     // Service Authorization Reference: StartImagePipelineExecution lists
     // GetImagePipeline as a dependent action (the service reads the pipeline as the
     // caller).
@@ -251,6 +268,35 @@ async fn reconcile_actions(presets: &[Preset]) -> BTreeSet<String> {
     );
     let report = reconcile::reconcile(&deps, now).await.unwrap();
     assert!(!report.configs_repaired.is_empty(), "{report:?}");
+    // The opt-in scheduled retention (same function, its own schedule): three old
+    // AMIs of the preset, the newest kept, the others deregistered with their snapshots.
+    for (i, created) in ["2026-01-01", "2026-01-02", "2026-01-03"]
+        .iter()
+        .enumerate()
+    {
+        fakes.ec2.add(
+            REGION,
+            kiln_aws::ec2::Ec2Image {
+                id: format!("ami-old{i}"),
+                name: format!("old-{i}"),
+                tags: [("kiln:prefix", "spot-runner"), ("kiln:preset", PRESET)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                created: format!("{created}T00:00:00.000Z"),
+                snapshots: vec![format!("snap-old{i}")],
+                size_gb: Some(8),
+            },
+        );
+    }
+    let request = kiln_lambdas::retention::RetentionRequest::from_event(&json!({
+        "kiln": "retention", "keepLatest": 1, "graceDays": 0,
+    }))
+    .unwrap();
+    let report = kiln_lambdas::retention::run(&deps, &request, now)
+        .await
+        .unwrap();
+    assert!(!report.deleted.is_empty(), "{report:?}");
     actions(&plan)
 }
 
@@ -377,6 +423,15 @@ fn granted(template: &Value) -> BTreeMap<String, BTreeSet<String>> {
         let mut actions = BTreeSet::new();
         for policy in role["Policies"].as_array().unwrap() {
             for s in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                // A statement under a condition (`Fn::If` [cond, statement, NoValue])
+                // counts as granted: its code path runs only when the condition holds.
+                let s = match s.get("Fn::If") {
+                    Some(branches) => {
+                        assert_eq!(branches[2], json!({ "Ref": "AWS::NoValue" }), "{name}: {s}");
+                        &branches[1]
+                    }
+                    None => s,
+                };
                 assert_eq!(s["Effect"], "Allow", "{name}: {s}");
                 for a in s["Action"].as_array().unwrap() {
                     actions.insert(a.as_str().unwrap().to_owned());

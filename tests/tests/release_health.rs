@@ -157,6 +157,27 @@ async fn a_pin_racing_a_builds_available_holds_and_unpin_follows_the_newest() {
     cli(&w, Op::Rollback { preset: X64.into() }).await;
     assert_runners_on(&w, &amis2).await;
     assert!(x64(&status(&w).await).pinned);
+
+    // `kiln releases`: the history, newest first, and the hold.
+    let r = kiln_infra::release::releases(&w.deps.clients(), X64)
+        .await
+        .unwrap();
+    let ops: Vec<&str> = r.changes.iter().map(|c| c.op.as_str()).collect();
+    assert_eq!(ops, ["rollback", "unpin", "pin"], "{r:?}");
+    assert_eq!(r.changes[2].version.as_deref(), Some(version(&b1).as_str()));
+    assert_eq!(r.changes[1].to.as_deref(), Some(version(&b3).as_str()));
+    assert_eq!(r.hold, Some(ReleaseKind::RolledBack));
+    assert_eq!(r.version.as_deref(), Some(version(&b2).as_str()));
+    let text = r.render();
+    assert!(
+        text.starts_with(&format!(
+            "{X64}: runners held on build {} (rolled back), AMI {}",
+            version(&b2),
+            amis2[REGION]
+        )),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 4, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,9 +382,16 @@ async fn cleanup_keeps_what_runners_a_launch_template_or_a_rollback_need() {
         now: chrono::Utc::now(),
     };
     let regions = [REGION.to_owned()];
-    let plan = kiln_infra::cleanup::plan_for(&w.deps.clients(), "spot-runner", &regions, &policy)
-        .await
-        .unwrap();
+    let plan = kiln_infra::cleanup::plan_for(
+        w.deps.store.as_ref(),
+        w.deps.configs.as_ref(),
+        w.deps.ec2.as_ref(),
+        "spot-runner",
+        &regions,
+        &policy,
+    )
+    .await
+    .unwrap();
     let reason = |i: usize| {
         plan.keep
             .iter()
@@ -392,14 +420,46 @@ async fn cleanup_keeps_what_runners_a_launch_template_or_a_rollback_need() {
         grace: Duration::from_secs(3600),
         ..policy.clone()
     };
-    let plan2 = kiln_infra::cleanup::plan_for(&w.deps.clients(), "spot-runner", &regions, &graced)
-        .await
-        .unwrap();
+    let plan2 = kiln_infra::cleanup::plan_for(
+        w.deps.store.as_ref(),
+        w.deps.configs.as_ref(),
+        w.deps.ec2.as_ref(),
+        "spot-runner",
+        &regions,
+        &graced,
+    )
+    .await
+    .unwrap();
     assert!(plan2.delete.is_empty(), "{plan2:?}");
 
-    // Executed: the AMI and its snapshots go; everything protected stays.
-    let failures = kiln_infra::cleanup::execute(w.deps.ec2.as_ref(), &plan, |_| {}).await;
-    assert!(failures.is_empty(), "{failures:?}");
+    // Executed by the stack's scheduled retention (the reconcile function's retention
+    // input), over every region the preset distributes to: build 3's AMIs and build 0's
+    // outside the launch template's region go; everything protected stays.
+    let request = kiln_lambdas::retention::RetentionRequest::from_event(&serde_json::json!({
+        "kiln": "retention", "keepLatest": 1, "graceDays": 0,
+    }))
+    .unwrap();
+    let report = kiln_lambdas::retention::run(&w.deps, &request, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(report.failures.is_empty(), "{report:?}");
+    // The launch template protects build 0's AMI in its own region only.
+    let mut expected: Vec<String> = amis[3]
+        .values()
+        .chain(amis[0].iter().filter(|(r, _)| *r != REGION).map(|(_, a)| a))
+        .cloned()
+        .collect();
+    expected.sort();
+    let mut deleted = report.deleted.clone();
+    deleted.sort();
+    assert_eq!(deleted, expected, "{report:?}");
+    let again = kiln_lambdas::retention::run(&w.deps, &request, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        again.deleted.is_empty(),
+        "nothing left to delete: {again:?}"
+    );
     let left = ec2.describe_images().owners("self").send().await.unwrap();
     let left: Vec<&str> = left.images().iter().filter_map(|i| i.image_id()).collect();
     assert!(!left.contains(&amis[3][REGION].as_str()), "{left:?}");

@@ -42,7 +42,15 @@ pub(super) fn resources(resources: &mut Map<String, Value>) {
                         "Action": ["sqs:SendMessage"],
                         "Resource": [get_att("EventsDeadLetterQueue", "Arn")],
                         "Condition": { "ArnEquals": {
-                            "aws:SourceArn": rules.iter().map(|r| get_att(r, "Arn")).collect::<Vec<_>>(),
+                            "aws:SourceArn": rules
+                                .iter()
+                                .map(|r| get_att(r, "Arn"))
+                                .chain([json!({ "Fn::If": [
+                                    "RetentionEnabled",
+                                    get_att("RetentionScheduleRule", "Arn"),
+                                    { "Ref": "AWS::NoValue" },
+                                ] })])
+                                .collect::<Vec<_>>(),
                         } },
                     }],
                 },
@@ -185,6 +193,41 @@ pub(super) fn resources(resources: &mut Map<String, Value>) {
                     "DeadLetterConfig": dead_letter,
                     "RetryPolicy": retry,
                 }],
+            },
+        }),
+    );
+    // Opt-in retention: the same function, its own schedule and input.
+    resources.insert(
+        "RetentionScheduleRule".into(),
+        json!({
+            "Type": "AWS::Events::Rule",
+            "Condition": "RetentionEnabled",
+            "Properties": {
+                "Description": "kiln: scheduled retention of old AMIs (RetentionKeepLatest)",
+                "State": "ENABLED",
+                "ScheduleExpression": "rate(1 day)",
+                "Targets": [{
+                    "Id": "retention",
+                    "Arn": get_att(&RECONCILE.resource(), "Arn"),
+                    "Input": {
+                        "Fn::Sub": r#"{"kiln":"retention","keepLatest":${RetentionKeepLatest},"graceDays":${RetentionGraceDays}}"#,
+                    },
+                    "DeadLetterConfig": dead_letter,
+                    "RetryPolicy": retry,
+                }],
+            },
+        }),
+    );
+    resources.insert(
+        "RetentionInvokePermission".into(),
+        json!({
+            "Type": "AWS::Lambda::Permission",
+            "Condition": "RetentionEnabled",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": get_att(&RECONCILE.resource(), "Arn"),
+                "Principal": "events.amazonaws.com",
+                "SourceArn": get_att("RetentionScheduleRule", "Arn"),
             },
         }),
     );

@@ -107,6 +107,41 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
     // DescribeImages has no resource-level permissions. SSM checks an `aws:ec2:image`
     // parameter's AMI as the caller of PutParameter; reconcile also checks the AMIs.
     let describe_images = || statement(&["ec2:DescribeImages"], vec![json!("*")]);
+    // Opt-in scheduled retention (parameter RetentionKeepLatest): read what protects an
+    // AMI, deregister kiln's own AMIs (by the prefix tag) and delete their snapshots.
+    // Snapshots carry no kiln tag: retention deletes only those of AMIs it deregistered.
+    // DescribeImageReferences reads instances and launch templates as the caller.
+    let when_retention = |statement: Value| json!({ "Fn::If": ["RetentionEnabled", statement, { "Ref": "AWS::NoValue" }] });
+    let retention = || {
+        [
+            when_retention(statement(
+                &[
+                    "ec2:DescribeImageReferences",
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeLaunchTemplates",
+                    "ec2:DescribeLaunchTemplateVersions",
+                ],
+                vec![json!("*")],
+            )),
+            // Every region's runner configs and AMI parameters (`/<prefix>/…`).
+            when_retention(statement(
+                &["ssm:GetParametersByPath"],
+                vec![sub(
+                    "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/${Prefix}/*",
+                )],
+            )),
+            when_retention(statement(
+                &["ec2:DeleteSnapshot"],
+                vec![sub("arn:${AWS::Partition}:ec2:*::snapshot/*")],
+            )),
+            when_retention(json!({
+                "Effect": "Allow",
+                "Action": ["ec2:DeregisterImage"],
+                "Resource": [sub("arn:${AWS::Partition}:ec2:*::image/*")],
+                "Condition": { "StringEquals": { "ec2:ResourceTag/kiln:prefix": reference("Prefix") } },
+            })),
+        ]
+    };
     let mut statements = match f.id {
         "AmiUpdate" => vec![
             logs,
@@ -128,7 +163,10 @@ fn statements(f: &Function, scope: &Scope) -> Vec<Value> {
             // Alerts: warning raised or cleared.
             statement(&["sns:Publish"], vec![reference("FailedBuildsTopic")]),
             on_failure(),
-        ],
+        ]
+        .into_iter()
+        .chain(retention())
+        .collect(),
         "StatusOrigin" => vec![
             logs,
             observe_table,

@@ -34,6 +34,26 @@ pub(super) fn parameters(opts: &SynthOptions) -> Value {
         }),
     );
     p.insert(
+        "RetentionKeepLatest".into(),
+        json!({
+            "Type": "Number",
+            "Default": 0,
+            "MinValue": 0,
+            "MaxValue": 100,
+            "Description": "Scheduled retention (opt-in): once a day, deregister kiln's AMIs beyond the newest N per preset and region, with their snapshots, as `kiln cleanup --keep-latest N` does: never one that is current, pinned, a rollback target, referenced (SSM, launch template, instance) or within the grace period. 0: off.",
+        }),
+    );
+    p.insert(
+        "RetentionGraceDays".into(),
+        json!({
+            "Type": "Number",
+            "Default": 7,
+            "MinValue": 0,
+            "MaxValue": 365,
+            "Description": "Scheduled retention keeps an AMI until its successor has been live this many days.",
+        }),
+    );
+    p.insert(
         "ReconcileThresholdMinutes".into(),
         json!({
             "Type": "Number",

@@ -213,6 +213,8 @@ fn no_write_action_has_a_wildcard_resource() {
             .flatten()
         {
             for s in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                // A conditional statement: [condition, statement, NoValue].
+                let s = s.get("Fn::If").map_or(s, |b| &b[1]);
                 let actions: Vec<&str> = s["Action"]
                     .as_array()
                     .unwrap()

@@ -148,7 +148,7 @@ fn statuspage_components_and_incidents_until_the_next_success() {
 fn feeds_documents_are_consistent_and_tagged_by_content() {
     let (report, histories) = fixture();
     let now = crate::time::parse("2026-11-04T06:00:00Z").unwrap();
-    let f = Feeds::build(&report, &histories, &[], now);
+    let f = Feeds::build(&report, &histories, &[]);
     let back: Vec<PresetHistory> = serde_json::from_str(&f.history).unwrap();
     assert_eq!(back, histories);
     let summary = format!(
@@ -164,15 +164,18 @@ fn feeds_documents_are_consistent_and_tagged_by_content() {
         ["3 days".to_owned(), "good".to_owned()]
     );
     let month = now.timestamp() + 27 * 86_400;
-    assert_eq!(age_badge(&f.age, month), ["30 days".to_owned(), "bad".to_owned()]);
+    assert_eq!(
+        age_badge(&f.age, month),
+        ["30 days".to_owned(), "bad".to_owned()]
+    );
     assert_eq!(age_badge(&Default::default(), 0)[0], "no image");
     assert!(f.atom.starts_with("<?xml"));
     assert_eq!(f.atom.matches("<entry>").count(), 5);
-    let again = Feeds::build(&report, &histories, &[], now);
+    let again = Feeds::build(&report, &histories, &[]);
     assert_eq!(again.tag, f.tag);
     let mut other = report.clone();
     other.message = "changed".into();
-    assert_ne!(Feeds::build(&other, &histories, &[], now).tag, f.tag);
+    assert_ne!(Feeds::build(&other, &histories, &[]).tag, f.tag);
 }
 
 #[test]
@@ -218,7 +221,12 @@ fn warning_transitions_are_feed_entries_with_stable_ids() {
     assert_eq!(feed.matches("<category term=\"warning\"/>").count(), 2);
     // Build entries are still there, after the newer warnings.
     let builds = feed.matches("<entry>").count() - 2;
-    assert_eq!(builds, atom::render(&histories, &[], "x").matches("<entry>").count());
+    assert_eq!(
+        builds,
+        atom::render(&histories, &[], "x")
+            .matches("<entry>")
+            .count()
+    );
     assert_eq!(
         atom::warning_entry_id("a", &raised),
         "urn:kiln:a:warning:ami_missing:us-west-2:raised:1796083200"

@@ -250,7 +250,12 @@ mod tests {
             .unwrap();
         let last = cleared.health.as_ref().unwrap().transitions.last().unwrap();
         assert_eq!(
-            (last.key.as_str(), last.raised, last.message.as_str(), last.at),
+            (
+                last.key.as_str(),
+                last.raised,
+                last.message.as_str(),
+                last.at
+            ),
             ("pipeline_disabled", false, "pipeline_disabled message", t1),
             "a cleared warning carries the message it was raised with"
         );
