@@ -127,6 +127,7 @@ mod tests {
             amis: BTreeMap::new(),
             home_region: "us-east-1".into(),
             reason: None,
+            started: None,
         };
         apply_build(None, &obs, version).unwrap()
     }

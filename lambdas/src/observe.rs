@@ -63,6 +63,7 @@ pub fn observation(
         },
         home_region: preset.home_region.clone(),
         reason,
+        started: image.date_created,
     }
 }
 

@@ -37,6 +37,7 @@ fn observation(build: u32, state: ImageState, secs: i64) -> Observation {
         },
         home_region: "us-east-1".into(),
         reason: None,
+        started: None,
     }
 }
 

@@ -87,6 +87,11 @@ pub fn apply_build(
     if at < r.started_at && !obs.state.is_terminal() {
         r.started_at = at;
     }
+    if let Some(created) = obs.started.map(time::truncate)
+        && created < r.started_at
+    {
+        r.started_at = created;
+    }
     if (obs.state.rank(), obs.state) > (r.last_state.rank(), r.last_state) {
         r.last_state = obs.state;
         r.status = status;
@@ -129,6 +134,7 @@ mod tests {
             },
             home_region: "us-east-1".into(),
             reason: None,
+            started: None,
         }
     }
 
@@ -193,5 +199,18 @@ mod tests {
         assert!(!r.validated);
         assert_eq!(r.reason.as_deref(), Some("test failed"));
         assert_eq!(r.outcome, Some(ImageState::Failed));
+    }
+
+    #[test]
+    fn a_build_first_seen_finished_starts_at_the_images_creation() {
+        // Every event lost; reconcile sees the image AVAILABLE, with its dateCreated.
+        let mut seen = obs(ImageState::Available, "2026-01-01T01:00:00Z");
+        seen.started = Some(time::parse("2026-01-01T00:20:00Z").unwrap());
+        let r = apply_build(None, &seen, "1.0.0/1").unwrap();
+        assert_eq!(time::format(r.started_at), "2026-01-01T00:20:00Z");
+        assert_eq!(time::format(r.ended_at.unwrap()), "2026-01-01T01:00:00Z");
+        // A later BUILDING event with the real start time changes nothing more.
+        let late = obs(ImageState::Building, "2026-01-01T00:25:00Z");
+        assert!(apply_build(Some(&r), &late, "1.0.0/1").is_none());
     }
 }

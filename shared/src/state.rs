@@ -160,6 +160,10 @@ pub struct Observation {
     /// Region whose AMI becomes `amiId`.
     pub home_region: String,
     pub reason: Option<String>,
+    /// When Image Builder created the image (`dateCreated`), if known: the build's real
+    /// start, also when the first observation of it is its end (events lost, healed
+    /// by reconcile). Build history only; never part of the ordering.
+    pub started: Option<DateTime<Utc>>,
 }
 
 impl Observation {

@@ -164,3 +164,46 @@ async fn lost_available_is_healed_by_reconcile_and_by_status_origin() {
         "{calls:?}"
     );
 }
+
+/// Every event of a build lost: reconcile records it with its real start (the image's
+/// `dateCreated`), not the time reconcile happened to look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_whose_every_event_was_lost_keeps_its_real_start() {
+    let Some(mut w) = LambdaWorld::start_with_ec2(DynamoBackend::Moto, 2, |c| {
+        c.stale_after = Duration::ZERO;
+    })
+    .await
+    else {
+        return;
+    };
+    w.ib.set_event_faults(EventFaults::drop_all());
+    let started = w.apply_presets(&presets()).await;
+    let arn = &started[X64];
+    let created = w.ib.image(arn).unwrap().date_created;
+    // Reconcile looks at least two seconds after the build started.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.step_to(arn, ImageState::Available);
+    w.assert_no_events().await;
+    let now = chrono::Utc::now();
+    let report = kiln_lambdas::reconcile::reconcile(&w.deps, now)
+        .await
+        .unwrap();
+    assert!(report.corrected.contains(&X64.to_owned()), "{report:?}");
+    let builds = w.deps.store.list_builds_of(X64).await.unwrap().items;
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    let b = &builds[0];
+    assert_eq!(b.outcome, Some(ImageState::Available));
+    assert_eq!(
+        kiln_shared::time::format(b.started_at),
+        kiln_shared::time::format(kiln_shared::time::truncate(
+            kiln_shared::time::parse(&created).unwrap()
+        )),
+        "the start is the image's dateCreated"
+    );
+    let ended = b.ended_at.unwrap();
+    assert!(
+        (ended - b.started_at).num_seconds() >= 2,
+        "{} .. {ended}",
+        b.started_at
+    );
+}

@@ -387,6 +387,7 @@ impl<'a> Worker<'a> {
                 },
                 home_region: REGION.into(),
                 reason: change.reason.clone().or(image.reason.clone()),
+                started: None,
             });
             events.push(event);
         }
@@ -613,6 +614,7 @@ impl<'a> Worker<'a> {
                         },
                         home_region: REGION.into(),
                         reason: newest.reason.clone(),
+                        started: None,
                     };
                     if let Transition::Write { record, .. } = state::apply(Some(&model), &o) {
                         healed = *record;

@@ -79,6 +79,7 @@ fn check_accepted(e: &ImageStateChange) {
         amis: BTreeMap::from([(a.region.clone(), "ami-0123456789abcdef0".to_owned())]),
         home_region: a.region.clone(),
         reason: e.reason.clone(),
+        started: None,
     };
     let Transition::Write { record, .. } = state::apply(None, &obs) else {
         panic!("first observation of a preset must write");

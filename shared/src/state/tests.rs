@@ -28,6 +28,7 @@ fn obs(build: u32, state: ImageState, secs: i64) -> Observation {
         },
         home_region: HOME.into(),
         reason: (state == ImageState::Failed).then(|| "component failed".to_owned()),
+        started: None,
     }
 }
 

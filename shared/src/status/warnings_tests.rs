@@ -25,6 +25,7 @@ fn ready(build: u32, at: DateTime<Utc>, base: Option<&AmiRecord>) -> AmiRecord {
         ]),
         home_region: "us-east-1".into(),
         reason: None,
+        started: None,
     };
     match apply(base, &obs) {
         Transition::Write { record, .. } => *record,

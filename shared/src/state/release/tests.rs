@@ -57,6 +57,7 @@ fn available(n: u32) -> Observation {
         amis: amis(n),
         home_region: HOME.into(),
         reason: None,
+        started: None,
     }
 }
 
