@@ -52,8 +52,10 @@
 //!   handlers' client traits. `blind-cas`: AMI writes ignore what the writer read (no
 //!   compare-and-swap); `no-cas-retry`: a lost conditional write is reported as written
 //!   (no re-read and re-apply); `home-only-ssm`: runner configs are written in the home
-//!   region only. Each makes the default run fail (measured: blind-cas 3 of 200
-//!   schedules diverged, no-cas-retry 4 of 100, home-only-ssm nearly every one).
+//!   region only; `forget-release`: observations are written without the record's
+//!   release and revocations. Each makes the default run fail (measured: blind-cas 3 of
+//!   200 schedules diverged, no-cas-retry 4 of 100, home-only-ssm nearly every one,
+//!   forget-release 24 of 200).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -202,10 +204,11 @@ fn schedule(seed: u64) -> Schedule {
             .then(|| (rng.random_range(0..6), rng.random_range(0..4))),
         unpin: rng.random_bool(0.3),
         // Drawn after the older knobs: existing seeds keep their schedules.
-        rollback: rng.random_bool(0.35).then(|| rng.random_range(0..6)),
+        // Batches past the last one run with it: late operations meet settled history.
+        rollback: rng.random_bool(0.35).then(|| rng.random_range(0..12)),
         revoke: rng
             .random_bool(0.35)
-            .then(|| (rng.random_range(0..6), rng.random_range(0..5))),
+            .then(|| (rng.random_range(0..12), rng.random_range(0..5))),
         probe: match rng.random_range(0..4) {
             0 => None,
             1 => Some(Probe::Rollback),
@@ -734,6 +737,27 @@ impl<'a> Worker<'a> {
                     rel.build_id, full.revoked
                 ));
             }
+            // ... and at the newest good, unrevoked build before the revoked one.
+            let history = self
+                .clean
+                .store
+                .list_builds_of(&name)
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let skipped = history.iter().find(|b| {
+                b.outcome == Some(ImageState::Available)
+                    && !full.is_revoked(&b.build_id)
+                    && pos(&b.build_id) > pos(&rel.build_id)
+                    && pos(&b.build_id) < pos(register)
+            });
+            if let Some(b) = skipped {
+                return Err(format!(
+                    "revoke fallback on {} skips the newer good build {} (register {register}, \
+                     revoked: {:?}; record: {full:?})",
+                    rel.build_id, b.build_id, full.revoked
+                ));
+            }
         }
         // The ordered model, on the registers events write (release control and health
         // are the revision's).
@@ -1150,6 +1174,7 @@ enum Sabotage {
     BlindCas,
     NoCasRetry,
     HomeOnlySsm,
+    ForgetRelease,
 }
 
 fn strict_ssm() -> bool {
@@ -1162,7 +1187,10 @@ fn sabotage() -> Option<Sabotage> {
         "blind-cas" => Some(Sabotage::BlindCas),
         "no-cas-retry" => Some(Sabotage::NoCasRetry),
         "home-only-ssm" => Some(Sabotage::HomeOnlySsm),
-        other => panic!("KILN_MODEL_SABOTAGE={other}: blind-cas | no-cas-retry | home-only-ssm"),
+        "forget-release" => Some(Sabotage::ForgetRelease),
+        other => panic!(
+            "KILN_MODEL_SABOTAGE={other}: blind-cas | no-cas-retry | home-only-ssm | forget-release"
+        ),
     }
 }
 
@@ -1170,7 +1198,7 @@ fn sabotaged(d: Deps) -> Deps {
     let Some(how) = sabotage() else { return d };
     let mut clients = d.clients();
     match how {
-        Sabotage::BlindCas | Sabotage::NoCasRetry => {
+        Sabotage::BlindCas | Sabotage::NoCasRetry | Sabotage::ForgetRelease => {
             clients.store = Arc::new(Broken(clients.store, how));
         }
         Sabotage::HomeOnlySsm => clients.configs = Arc::new(Broken(clients.configs, how)),
@@ -1195,6 +1223,14 @@ impl<T: StateStore + ?Sized> StateStore for Broken<T> {
                 Sabotage::BlindCas => {
                     let stored = self.0.get_ami(&record.preset).await?;
                     self.0.put_ami(record, stored.as_ref()).await
+                }
+                // An observation (same revision) written by a handler that does not
+                // carry the release-control fields over.
+                Sabotage::ForgetRelease if expected.is_some_and(|e| e.rev == record.rev) => {
+                    let mut forgetful = record.clone();
+                    forgetful.release = None;
+                    forgetful.revoked.clear();
+                    self.0.put_ami(&forgetful, expected).await
                 }
                 _ => Ok(match self.0.put_ami(record, expected).await? {
                     Cas::Conflict => Cas::Written,
