@@ -504,11 +504,13 @@ impl<'a> Worker<'a> {
         while !queue.is_empty() {
             let n = rng.random_range(1..=s.concurrency).min(queue.len());
             let batch: Vec<(usize, u32)> = queue.drain(..n).collect();
-            let due: Vec<Ctl> = ctls
-                .iter()
-                .filter(|(b, _)| *b == batch_no || (queue.is_empty() && *b > batch_no))
-                .map(|(_, c)| *c)
-                .collect();
+            // Each operation runs once (a retried delivery can refill the queue after
+            // the batch that emptied it).
+            let (due, later): (Vec<_>, Vec<_>) = ctls
+                .into_iter()
+                .partition(|(b, _)| *b <= batch_no || queue.is_empty());
+            ctls = later;
+            let due: Vec<Ctl> = due.into_iter().map(|(_, c)| c).collect();
             batch_no += 1;
             // Due operations one after another (the model's order), racing the batch.
             let ops = async {
