@@ -18,12 +18,20 @@
 //! `building` record. A dead-lettered event may or may not have reached DynamoDB
 //! (at-most-once), so every subset of those is a candidate, and so is every reconcile
 //! pass's time. The runner config in every distribution region must point at the
-//! record's AMI (null before the first one) and keep the operator's own keys. Release
-//! control races the events: in half the schedules `kiln pin` of one of the builds
-//! runs concurrently with a delivery batch (refused while the build's history is not
-//! AVAILABLE yet), sometimes followed by `kiln unpin`; the pin must hold through every
-//! later event and reconcile (never lost, never invented), runner configs must follow
-//! the pinned AMIs, and the event registers must still equal the ordered model. Before
+//! record's AMI (null before the first one) and keep the operator's own keys, and so
+//! must the `/<prefix>/ami/<preset>` parameter (absent before the first AMI). Release
+//! control races the events: `kiln pin` of one of the builds (half the schedules),
+//! `kiln rollback` and `kiln revoke` of one of the builds or of a version the preset
+//! does not have run concurrently with delivery batches (refused while the history does
+//! not allow them yet), sometimes followed by `kiln unpin` (which must release exactly a
+//! pin or rollback, never a revoke's fallback). Then a *probe* — a rollback or a revoke
+//! against a record nothing else writes — must do exactly what an index-ordered model of
+//! the builds predicts: the target, the fallback, or a refusal that changes nothing.
+//! After reconcile a pin or rollback must still hold (never lost, never invented; only
+//! unpin or a revoke of its build releases it), the revoked builds must be exactly those
+//! revoked, runners never on a revoked build, a revoke's fallback must last only while
+//! no newer good build arrived, and the event registers must still equal the ordered
+//! model (a racing revoke's build contributing its AVAILABLE or not). Before
 //! reconcile, when no event was dead-lettered, SSM must already follow DynamoDB (for
 //! concurrent deliveries a lag is counted, not failed, unless `KILN_MODEL_STRICT_SSM=1`).
 //!
@@ -44,8 +52,10 @@
 //!   handlers' client traits. `blind-cas`: AMI writes ignore what the writer read (no
 //!   compare-and-swap); `no-cas-retry`: a lost conditional write is reported as written
 //!   (no re-read and re-apply); `home-only-ssm`: runner configs are written in the home
-//!   region only. Each makes the default run fail (measured: blind-cas 3 of 200
-//!   schedules diverged, no-cas-retry 4 of 100, home-only-ssm nearly every one).
+//!   region only; `forget-release`: observations are written without the record's
+//!   release and revocations. Each makes the default run fail (measured: blind-cas 3 of
+//!   200 schedules diverged, no-cas-retry 4 of 100, home-only-ssm nearly every one,
+//!   forget-release 24 of 200).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -113,6 +123,23 @@ struct Schedule {
     pin: Option<(usize, usize)>,
     /// `kiln unpin` after the deliveries, before reconcile.
     unpin: bool,
+    /// `kiln rollback`, run concurrently with this delivery batch (after the pin when
+    /// both fall in one batch).
+    rollback: Option<usize>,
+    /// `kiln revoke` of the `.1`-th build (past the last build: a version the preset
+    /// does not have) concurrently with delivery batch `.0`, after pin and rollback.
+    revoke: Option<(usize, usize)>,
+    /// One more operation once the deliveries (and the unpin) are done, against a
+    /// record nothing else writes: its outcome is predicted exactly.
+    probe: Option<Probe>,
+}
+
+/// The operation run after the deliveries.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    Rollback,
+    /// The `k`-th build (past the last: an unknown version).
+    Revoke(usize),
 }
 
 fn schedule(seed: u64) -> Schedule {
@@ -176,6 +203,17 @@ fn schedule(seed: u64) -> Schedule {
             .random_bool(0.5)
             .then(|| (rng.random_range(0..6), rng.random_range(0..4))),
         unpin: rng.random_bool(0.3),
+        // Drawn after the older knobs: existing seeds keep their schedules.
+        // Batches past the last one run with it: late operations meet settled history.
+        rollback: rng.random_bool(0.35).then(|| rng.random_range(0..12)),
+        revoke: rng
+            .random_bool(0.35)
+            .then(|| (rng.random_range(0..12), rng.random_range(0..5))),
+        probe: match rng.random_range(0..4) {
+            0 => None,
+            1 => Some(Probe::Rollback),
+            _ => Some(Probe::Revoke(rng.random_range(0..5))),
+        },
     }
 }
 
@@ -220,6 +258,11 @@ struct Stats {
     ssm_lagged: usize,
     /// `kiln pin`s that went through while events were being delivered.
     pins: usize,
+    /// `kiln rollback`s / `kiln revoke`s that went through (racing or probe).
+    rollbacks: usize,
+    revokes: usize,
+    /// Release-control operations refused (racing or probe).
+    refused: usize,
 }
 
 impl Stats {
@@ -232,6 +275,9 @@ impl Stats {
         self.reconcile_passes += o.reconcile_passes;
         self.concurrent_schedules += o.concurrent_schedules;
         self.pins += o.pins;
+        self.rollbacks += o.rollbacks;
+        self.revokes += o.revokes;
+        self.refused += o.refused;
         self.ssm_lagged += o.ssm_lagged;
     }
 }
@@ -427,50 +473,115 @@ impl<'a> Worker<'a> {
         let mut ok = vec![false; events.len()];
         let mut dead = vec![false; events.len()];
         let mut batch_no = 0;
-        // The build `kiln pin` holds runners on, once a pin went through.
-        let mut pinned: Option<String> = None;
-        let mut pin_faulted = false;
-        let pin_target = s
-            .pin
-            .and_then(|(batch, k)| arns.get(k).map(|arn| (batch, arn.clone())));
+        // The model of release control: the release an operator holds runners on
+        // (pin/rollback, until unpin or a revoke of that build) and the revoked builds.
+        let mut hold: Option<(ReleaseKind, String)> = None;
+        let mut revoked: Vec<String> = Vec::new();
+        // A revoke that landed while events were delivered: the revoked build's
+        // AVAILABLE may have moved the AMI register before it, or not.
+        let mut racing_revoke: Option<String> = None;
+        let mut op_faulted = false;
+        let versions: Vec<String> = arns
+            .iter()
+            .map(|a| ImageArn::parse(a).map_or_else(|| a.clone(), |a| a.build_version()))
+            .collect();
+        let version_of = |k: usize| {
+            versions
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| format!("0.0.0/{}", 900 + k))
+        };
+        let index_of = |version: &str| versions.iter().position(|v| v == version);
+        let mut ctls: Vec<(usize, Ctl)> = Vec::new();
+        if let Some((b, k)) = s.pin.filter(|(_, k)| *k < arns.len()) {
+            ctls.push((b, Ctl::Pin(k)));
+        }
+        if let Some(b) = s.rollback {
+            ctls.push((b, Ctl::Rollback));
+        }
+        if let Some((b, k)) = s.revoke {
+            ctls.push((b, Ctl::Revoke(k)));
+        }
         while !queue.is_empty() {
             let n = rng.random_range(1..=s.concurrency).min(queue.len());
             let batch: Vec<(usize, u32)> = queue.drain(..n).collect();
-            let pin_now = pin_target
-                .as_ref()
-                .filter(|(b, _)| *b == batch_no || (queue.is_empty() && *b > batch_no));
+            // Each operation runs once (a retried delivery can refill the queue after
+            // the batch that emptied it).
+            let (due, later): (Vec<_>, Vec<_>) = ctls
+                .into_iter()
+                .partition(|(b, _)| *b <= batch_no || queue.is_empty());
+            ctls = later;
+            let due: Vec<Ctl> = due.into_iter().map(|(_, c)| c).collect();
             batch_no += 1;
-            let pin = async {
-                let (_, arn) = pin_now?;
-                let op = Op::Pin {
-                    preset: name.clone(),
-                    version: ImageArn::parse(arn)?.build_version(),
-                };
-                Some(release::run(&deps.clients(), "spot-runner", &op, Utc::now()).await)
+            // Due operations one after another (the model's order), racing the batch.
+            let ops = async {
+                let mut out = Vec::new();
+                for c in &due {
+                    let op = c.op(&name, version_of);
+                    out.push((
+                        *c,
+                        release::run(&deps.clients(), "spot-runner", &op, Utc::now()).await,
+                    ));
+                }
+                out
             };
-            let (results, pin_result) = tokio::join!(
+            let (results, op_results) = tokio::join!(
                 futures::future::join_all(
                     batch
                         .iter()
                         .map(|(i, _)| handle_event(&deps, events[*i].clone())),
                 ),
-                pin
+                ops
             );
-            match pin_result {
-                Some(Ok(_)) => {
-                    stats.pins += 1;
-                    pinned = pin_now.map(|(_, arn)| arn.clone());
-                }
-                // Refused: the history does not say AVAILABLE yet (or never will).
-                Some(Err(release::ReleaseError::Refused(_))) | None => {}
-                // An injected fault: the pin may have landed before it (at-most-once,
-                // like a dead letter); the record says, and SSM may lag until reconcile.
-                Some(Err(_)) => {
-                    pin_faulted = true;
-                    let r = self.read_record(&name).await?;
-                    if let Some(rel) = r.release.filter(|r| r.kind == ReleaseKind::Pinned) {
-                        stats.pins += 1;
-                        pinned = Some(rel.build_id);
+            for (c, result) in op_results {
+                let landed = match result {
+                    Ok(done) => {
+                        check_done(c, &done, &arns, index_of)?;
+                        Some(done.record)
+                    }
+                    // Refused: the history does not say AVAILABLE yet (or never will),
+                    // no earlier good build, no fallback, a version the preset lacks.
+                    Err(
+                        release::ReleaseError::Refused(_)
+                        | release::ReleaseError::UnknownVersion(_),
+                    ) => {
+                        stats.refused += 1;
+                        None
+                    }
+                    // An injected fault: the operation may have landed before it
+                    // (at-most-once, like a dead letter); the record says, and SSM may
+                    // lag until reconcile.
+                    Err(_) => {
+                        op_faulted = true;
+                        Some(self.read_record(&name).await?)
+                    }
+                };
+                let Some(r) = landed else { continue };
+                match c {
+                    Ctl::Pin(k) => {
+                        if let Some(rel) = r
+                            .release
+                            .filter(|r| r.kind == ReleaseKind::Pinned && r.build_id == arns[k])
+                        {
+                            stats.pins += 1;
+                            hold = Some((rel.kind, rel.build_id));
+                        }
+                    }
+                    Ctl::Rollback => {
+                        if let Some(rel) = r.release.filter(|r| r.kind == ReleaseKind::RolledBack) {
+                            stats.rollbacks += 1;
+                            hold = Some((rel.kind, rel.build_id));
+                        }
+                    }
+                    Ctl::Revoke(k) => {
+                        if let Some(arn) = arns.get(k).filter(|a| r.is_revoked(a)) {
+                            stats.revokes += 1;
+                            revoked.push(arn.clone());
+                            racing_revoke = Some(arn.clone());
+                            if hold.as_ref().is_some_and(|(_, b)| b == arn) {
+                                hold = None;
+                            }
+                        }
                     }
                 }
             }
@@ -504,7 +615,7 @@ impl<'a> Worker<'a> {
         // with `KILN_MODEL_STRICT_SSM=1`), always a failure for sequential ones.
         let before = self.read_record(&name).await?;
         if !dead.iter().any(|d| *d)
-            && !pin_faulted
+            && !op_faulted
             && let Err(e) = self
                 .check_configs(&parameter, &before, s.seed, "after the deliveries")
                 .await
@@ -521,14 +632,39 @@ impl<'a> Worker<'a> {
             );
         }
 
-        if s.unpin && pinned.is_some() {
+        // `kiln unpin` releases a pin or rollback, never a revoke's fallback.
+        if s.unpin {
             let op = Op::Unpin {
                 preset: name.clone(),
             };
-            release::run(&self.clean.clients(), "spot-runner", &op, Utc::now())
+            let done = release::run(&self.clean.clients(), "spot-runner", &op, Utc::now())
                 .await
                 .map_err(|e| format!("unpin: {e}"))?;
-            pinned = None;
+            if done.changed != hold.is_some() || done.record.is_pinned() {
+                return Err(format!(
+                    "unpin with {hold:?} held changed the record: {} (record: {:?})",
+                    done.changed, done.record
+                ));
+            }
+            hold = None;
+        }
+
+        if let Some(probe) = s.probe {
+            self.probe(
+                probe, &name, &parameter, &arns, &versions, s.seed, &mut stats,
+            )
+            .await
+            .map(|(h, r)| {
+                if let Some(h) = h {
+                    hold = Some(h);
+                }
+                if let Some(r) = r {
+                    if hold.as_ref().is_some_and(|(_, b)| *b == r) {
+                        hold = None;
+                    }
+                    revoked.push(r);
+                }
+            })?;
         }
 
         // The scheduled reconcile, retried (next schedule tick) while it reports errors.
@@ -557,17 +693,74 @@ impl<'a> Worker<'a> {
             ));
         }
 
-        // Release control: the pin holds through every later event and reconcile.
+        // Release control: a pin or rollback holds through every later event (older or
+        // newer AVAILABLE) and reconcile, until unpin or a revoke of its build.
         let full = self.read_record(&name).await?;
         let held = full
             .release
             .as_ref()
-            .filter(|r| r.kind == ReleaseKind::Pinned)
-            .map(|r| r.build_id.clone());
-        if held != pinned {
+            .filter(|r| r.kind.held())
+            .map(|r| (r.kind, r.build_id.clone()));
+        if held != hold {
             return Err(format!(
-                "pin lost or invented: expected {pinned:?}, stored {held:?} (record: {full:?})"
+                "hold lost or invented: expected {hold:?}, stored {held:?} (record: {full:?})"
             ));
+        }
+        let mut stored_revoked = full.revoked.clone();
+        stored_revoked.sort();
+        revoked.sort();
+        if stored_revoked != revoked {
+            return Err(format!(
+                "revocations lost or invented: expected {revoked:?}, stored {stored_revoked:?}"
+            ));
+        }
+        // Runners are never on a revoked build, whatever the record's AMI register says.
+        if let Some(on) = full.current().build_id
+            && full.is_revoked(on)
+        {
+            return Err(format!("runners on revoked build {on} (record: {full:?})"));
+        }
+        // A revoke's fallback lasts only while the AMI register is the revoked build
+        // (a newer good build releases it) and points at an older, good build.
+        if let Some(rel) = full
+            .release
+            .as_ref()
+            .filter(|r| r.kind == ReleaseKind::Revoked)
+        {
+            let register = full.ami_build_id.as_deref().unwrap_or_default();
+            let pos = |arn: &str| arns.iter().position(|a| a == arn);
+            if !full.is_revoked(register)
+                || pos(&rel.build_id).is_none()
+                || pos(&rel.build_id) >= pos(register)
+                || !matches!(s.builds[pos(&rel.build_id).unwrap_or(0)], End::Available)
+            {
+                return Err(format!(
+                    "revoke fallback on {} while the AMI register is {register} \
+                     (revoked: {:?}; record: {full:?})",
+                    rel.build_id, full.revoked
+                ));
+            }
+            // ... and at the newest good, unrevoked build before the revoked one.
+            let history = self
+                .clean
+                .store
+                .list_builds_of(&name)
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let skipped = history.iter().find(|b| {
+                b.outcome == Some(ImageState::Available)
+                    && !full.is_revoked(&b.build_id)
+                    && pos(&b.build_id) > pos(&rel.build_id)
+                    && pos(&b.build_id) < pos(register)
+            });
+            if let Some(b) = skipped {
+                return Err(format!(
+                    "revoke fallback on {} skips the newer good build {} (register {register}, \
+                     revoked: {:?}; record: {full:?})",
+                    rel.build_id, b.build_id, full.revoked
+                ));
+            }
         }
         // The ordered model, on the registers events write (release control and health
         // are the revision's).
@@ -582,7 +775,13 @@ impl<'a> Worker<'a> {
         }
         let newest = images.get(arns.last().expect("a build")).expect("image");
         let mut candidates = Vec::new();
-        for mask in 0..(1u32 << maybe.len()) {
+        // A racing revoke's build: its AVAILABLE moved the AMI register before the
+        // revoke landed, or was refused after it.
+        let mut early = vec![Vec::new()];
+        early.extend(racing_revoke.iter().map(|r| vec![r.clone()]));
+        'search: for (mask, early) in
+            (0..(1u32 << maybe.len())).flat_map(|m| early.iter().map(move |e| (m, e)))
+        {
             let mut obs: Vec<&Observation> = delivered.iter().map(|i| &observations[*i]).collect();
             obs.extend(
                 maybe
@@ -593,11 +792,14 @@ impl<'a> Worker<'a> {
             );
             obs.sort_by_key(|o| o.order_key());
             let mut model = initial.clone();
+            model.revoked = early.clone();
             for o in obs {
                 if let Transition::Write { record, .. } = state::apply(Some(&model), o) {
                     model = *record;
                 }
             }
+            // Reconcile runs after every revoke.
+            model.revoked = full.revoked.clone();
             for now in &passes {
                 let mut healed = model.clone();
                 if is_stale(&model, *now, self.clean.config.stale_after) {
@@ -628,7 +830,7 @@ impl<'a> Worker<'a> {
                 candidates.push(healed);
             }
             if candidates.is_empty() {
-                break;
+                break 'search;
             }
         }
         if !candidates.is_empty() {
@@ -703,8 +905,244 @@ impl<'a> Worker<'a> {
             if !v["instanceTypes"].is_array() {
                 return Err(format!("{when}: preset settings lost in {region}: {v}"));
             }
+            // `/<prefix>/ami/<preset>` (launch templates): absent before the first AMI.
+            let ami = self
+                .clean
+                .configs
+                .get(
+                    region,
+                    &self.clean.config.ami_parameter_name(&record.preset),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if ami.as_deref() != want {
+                return Err(format!(
+                    "{when}: AMI parameter in {region} is {ami:?} but the record's AMI is {want:?} \
+                     (record: {record:?})"
+                ));
+            }
         }
         Ok(())
+    }
+}
+
+/// A release-control operation racing the deliveries.
+#[derive(Debug, Clone, Copy)]
+enum Ctl {
+    /// `kiln pin` of the `k`-th build.
+    Pin(usize),
+    Rollback,
+    /// `kiln revoke` of the `k`-th build (past the last: an unknown version).
+    Revoke(usize),
+}
+
+impl Ctl {
+    fn op(self, preset: &str, version_of: impl Fn(usize) -> String) -> Op {
+        match self {
+            Ctl::Pin(k) => Op::Pin {
+                preset: preset.to_owned(),
+                version: version_of(k),
+            },
+            Ctl::Rollback => Op::Rollback {
+                preset: preset.to_owned(),
+            },
+            // Every schedule's builds have the same versions: name the preset.
+            Ctl::Revoke(k) => Op::Revoke {
+                version: version_of(k),
+                preset: Some(preset.to_owned()),
+                disable_ami: false,
+            },
+        }
+    }
+}
+
+/// What a racing operation that went through must have written.
+fn check_done(
+    c: Ctl,
+    done: &release::Done,
+    arns: &[String],
+    index_of: impl Fn(&str) -> Option<usize>,
+) -> Result<(), String> {
+    let r = &done.record;
+    let rel = r.release.as_ref().map(|r| (r.kind, r.build_id.as_str()));
+    let bad = |what: &str| Err(format!("{c:?} went through but {what} (record: {r:?})"));
+    match c {
+        Ctl::Pin(k) if rel != Some((ReleaseKind::Pinned, arns[k].as_str())) => {
+            bad("the record is not pinned on it")
+        }
+        Ctl::Rollback => {
+            let Some((ReleaseKind::RolledBack, _)) = rel else {
+                return bad("the record is not rolled back");
+            };
+            // To a build older than the one runners were on.
+            let last = r.changes.last().filter(|ch| ch.op == "rollback");
+            let from = last.and_then(|ch| ch.from.as_deref()).and_then(&index_of);
+            let to = last.and_then(|ch| ch.to.as_deref()).and_then(&index_of);
+            if done.changed && from.is_some() && (to.is_none() || to >= from) {
+                return bad("it did not go back");
+            }
+            Ok(())
+        }
+        Ctl::Revoke(k) => match arns.get(k) {
+            None => bad("the preset has no such build"),
+            Some(arn) if !r.is_revoked(arn) => bad("the build is not revoked"),
+            _ => Ok(()),
+        },
+        Ctl::Pin(_) => Ok(()),
+    }
+}
+
+/// Which refusal a release-control error is (`None`: not a refusal).
+fn refusal(e: &release::ReleaseError) -> Option<&'static str> {
+    use kiln_shared::state::release::ControlError as C;
+    match e {
+        release::ReleaseError::UnknownVersion(_) => Some("unknown version"),
+        release::ReleaseError::Refused(C::NoRollbackTarget { .. }) => Some("no rollback target"),
+        release::ReleaseError::Refused(C::NoFallback { .. }) => Some("no fallback"),
+        release::ReleaseError::Refused(_) => Some("other refusal"),
+        _ => None,
+    }
+}
+
+/// The release (kind, build) a record holds runners on.
+type Held = Option<(ReleaseKind, String)>;
+
+impl Worker<'_> {
+    /// Runs the probe against a record nothing else writes, and checks it against the
+    /// model: builds are ordered by their index (they ran one after another), good when
+    /// the history says AVAILABLE with AMIs. Returns the hold it set and the build it
+    /// revoked.
+    #[allow(clippy::too_many_arguments)]
+    async fn probe(
+        &self,
+        probe: Probe,
+        name: &str,
+        parameter: &str,
+        arns: &[String],
+        versions: &[String],
+        seed: u64,
+        stats: &mut Stats,
+    ) -> Result<(Held, Option<String>), String> {
+        let before = self.read_record(name).await?;
+        let history: BTreeMap<String, BuildRecord> = self
+            .clean
+            .store
+            .list_builds_of(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .map(|b| (b.build_id.clone(), b))
+            .collect();
+        let known = |k: usize| arns.get(k).is_some_and(|a| history.contains_key(a));
+        let good = |k: usize| {
+            arns.get(k)
+                .and_then(|a| history.get(a))
+                .is_some_and(|b| b.outcome == Some(ImageState::Available) && !b.amis.is_empty())
+        };
+        let pos = |arn: &str| arns.iter().position(|a| a == arn);
+        // The newest good build not in `revoked` older than the `below`-th.
+        let newest_good = |revoked: &[String], below: usize| {
+            (0..below)
+                .rev()
+                .find(|&j| good(j) && !revoked.contains(&arns[j]))
+        };
+        let release_of = |r: &AmiRecord| r.release.as_ref().map(|r| (r.kind, r.build_id.clone()));
+        // Expected: the release and revoked builds afterwards, or the refusal.
+        let (op, expect): (Op, Result<(Held, Vec<String>), &str>) = match probe {
+            Probe::Rollback => {
+                let target = match before.current().build_id {
+                    None => newest_good(&before.revoked, arns.len()),
+                    // The build runners are on must be in the history to go back from.
+                    Some(on) => pos(on)
+                        .filter(|&c| known(c))
+                        .and_then(|c| newest_good(&before.revoked, c)),
+                };
+                (
+                    Op::Rollback {
+                        preset: name.to_owned(),
+                    },
+                    target
+                        .map(|t| {
+                            (
+                                Some((ReleaseKind::RolledBack, arns[t].clone())),
+                                before.revoked.clone(),
+                            )
+                        })
+                        .ok_or("no rollback target"),
+                )
+            }
+            Probe::Revoke(k) => {
+                let op = Ctl::Revoke(k).op(name, |k| {
+                    versions
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| format!("0.0.0/{}", 900 + k))
+                });
+                let expect = if !known(k) {
+                    Err("unknown version")
+                } else if before.is_revoked(&arns[k]) {
+                    Ok((release_of(&before), before.revoked.clone()))
+                } else {
+                    let mut revoked = before.revoked.clone();
+                    revoked.push(arns[k].clone());
+                    // Its release goes; runners fall back if they are on it.
+                    let release = release_of(&before).filter(|(_, b)| *b != arns[k]);
+                    let on = release
+                        .as_ref()
+                        .map(|(_, b)| b.clone())
+                        .or(before.ami_build_id.clone());
+                    match on.filter(|o| revoked.contains(o)) {
+                        None => Ok((release, revoked)),
+                        Some(on) => pos(&on)
+                            .and_then(|c| newest_good(&revoked, c))
+                            .map(|j| (Some((ReleaseKind::Revoked, arns[j].clone())), revoked))
+                            .ok_or("no fallback"),
+                    }
+                };
+                (op, expect)
+            }
+        };
+        let result = release::run(&self.clean.clients(), "spot-runner", &op, Utc::now()).await;
+        let after = self.read_record(name).await?;
+        let context = format!("probe {probe:?}: record before {before:?}\n  after {after:?}");
+        match (expect, result) {
+            (Err(why), Err(e)) if refusal(&e) == Some(why) => {
+                stats.refused += 1;
+                if after != before {
+                    return Err(format!("refused ({e}) but the record changed; {context}"));
+                }
+                Ok((None, None))
+            }
+            (Ok((release, mut revoked)), Ok(done)) => {
+                let mut stored = after.revoked.clone();
+                stored.sort();
+                revoked.sort();
+                if release_of(&after) != release || stored != revoked {
+                    return Err(format!(
+                        "expected release {release:?} and revoked {revoked:?}; {context}"
+                    ));
+                }
+                // Nothing else writes now: every region follows at once.
+                self.check_configs(parameter, &after, seed, &format!("after {probe:?}"))
+                    .await?;
+                match probe {
+                    Probe::Rollback => {
+                        stats.rollbacks += 1;
+                        Ok((release, None))
+                    }
+                    Probe::Revoke(k) if done.changed => {
+                        stats.revokes += 1;
+                        Ok((None, Some(arns[k].clone())))
+                    }
+                    Probe::Revoke(_) => Ok((None, None)),
+                }
+            }
+            (expect, result) => Err(format!(
+                "expected {expect:?}, got {:?}; {context}",
+                result.map(|d| d.record.release)
+            )),
+        }
     }
 }
 
@@ -740,6 +1178,7 @@ enum Sabotage {
     BlindCas,
     NoCasRetry,
     HomeOnlySsm,
+    ForgetRelease,
 }
 
 fn strict_ssm() -> bool {
@@ -752,7 +1191,10 @@ fn sabotage() -> Option<Sabotage> {
         "blind-cas" => Some(Sabotage::BlindCas),
         "no-cas-retry" => Some(Sabotage::NoCasRetry),
         "home-only-ssm" => Some(Sabotage::HomeOnlySsm),
-        other => panic!("KILN_MODEL_SABOTAGE={other}: blind-cas | no-cas-retry | home-only-ssm"),
+        "forget-release" => Some(Sabotage::ForgetRelease),
+        other => panic!(
+            "KILN_MODEL_SABOTAGE={other}: blind-cas | no-cas-retry | home-only-ssm | forget-release"
+        ),
     }
 }
 
@@ -760,7 +1202,7 @@ fn sabotaged(d: Deps) -> Deps {
     let Some(how) = sabotage() else { return d };
     let mut clients = d.clients();
     match how {
-        Sabotage::BlindCas | Sabotage::NoCasRetry => {
+        Sabotage::BlindCas | Sabotage::NoCasRetry | Sabotage::ForgetRelease => {
             clients.store = Arc::new(Broken(clients.store, how));
         }
         Sabotage::HomeOnlySsm => clients.configs = Arc::new(Broken(clients.configs, how)),
@@ -785,6 +1227,14 @@ impl<T: StateStore + ?Sized> StateStore for Broken<T> {
                 Sabotage::BlindCas => {
                     let stored = self.0.get_ami(&record.preset).await?;
                     self.0.put_ami(record, stored.as_ref()).await
+                }
+                // An observation (same revision) written by a handler that does not
+                // carry the release-control fields over.
+                Sabotage::ForgetRelease if expected.is_some_and(|e| e.rev == record.rev) => {
+                    let mut forgetful = record.clone();
+                    forgetful.release = None;
+                    forgetful.revoked.clear();
+                    self.0.put_ami(&forgetful, expected).await
                 }
                 _ => Ok(match self.0.put_ami(record, expected).await? {
                     Cas::Conflict => Cas::Written,
@@ -949,7 +1399,8 @@ async fn random_schedules_converge_to_the_ordered_model() {
         "model_faults: {} schedules in {elapsed:.1} s = {:.2} schedules/s ({workers} workers); \
          {} events, {} deliveries, {} handler errors retried or dead-lettered, {} dead letters, \
          {} records healed by reconcile, {} reconcile passes, {} schedules with concurrent deliveries, \
-         {} of them with SSM lagging the record before reconcile, {} pins racing the deliveries",
+         {} of them with SSM lagging the record before reconcile, {} pins racing the deliveries, \
+         {} rollbacks, {} revokes, {} release-control operations refused",
         seeds.len(),
         seeds.len() as f64 / elapsed,
         total.events,
@@ -961,6 +1412,9 @@ async fn random_schedules_converge_to_the_ordered_model() {
         total.concurrent_schedules,
         total.ssm_lagged,
         total.pins,
+        total.rollbacks,
+        total.revokes,
+        total.refused,
     );
     assert!(
         failures.is_empty(),
