@@ -221,6 +221,7 @@ fn state(n: u32) -> StatusReport {
         built_at: None,
         pinned: false,
         warnings: Vec::new(),
+        display_name: None,
     }];
     let (status, message) = summarise(&presets);
     StatusReport {

@@ -197,6 +197,7 @@ mod tests {
                     built_at: None,
                     pinned: false,
                     warnings: Vec::new(),
+                    display_name: None,
                 })
                 .collect(),
             generated_at: "2026-01-27T12:00:00Z".into(),

@@ -37,6 +37,7 @@ pub fn report(presets: &[PresetItem], records: &[AmiRecord], now: DateTime<Utc>)
         .map(|p| KnownPreset {
             name: p.name.clone(),
             architecture: Some(p.architecture),
+            display_name: p.preset().ok().and_then(|p| p.display_name),
         })
         .collect();
     let names: BTreeSet<&str> = presets.iter().map(|p| p.name.as_str()).collect();

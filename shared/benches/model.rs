@@ -75,6 +75,7 @@ fn fleet(n: usize) -> (Vec<KnownPreset>, Vec<AmiRecord>) {
         .map(|i| KnownPreset {
             name: format!("preset-{i:04}"),
             architecture: Some(Architecture::ALL[i % 2]),
+            display_name: None,
         })
         .collect();
     let records = (0..n)

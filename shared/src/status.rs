@@ -82,6 +82,9 @@ pub struct PresetReport {
     pub pinned: bool,
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// The preset's display name (`display_name`, a template's `name`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 /// The `/status` document.
@@ -100,6 +103,7 @@ pub struct StatusReport {
 pub struct KnownPreset {
     pub name: String,
     pub architecture: Option<Architecture>,
+    pub display_name: Option<String>,
 }
 
 impl StatusReport {
@@ -123,14 +127,19 @@ impl StatusReport {
                     built_at: None,
                     pinned: false,
                     warnings: Vec::new(),
+                    display_name: k.display_name.clone(),
                 },
             );
         }
         for r in records {
+            let known = by_name.get(r.preset.as_str());
             let architecture = r
                 .architecture
-                .or_else(|| by_name.get(r.preset.as_str()).and_then(|p| p.architecture));
-            by_name.insert(&r.preset, public_preset(r, architecture, generated_at));
+                .or_else(|| known.and_then(|p| p.architecture));
+            let display_name = known.and_then(|p| p.display_name.clone());
+            let mut public = public_preset(r, architecture, generated_at);
+            public.display_name = display_name;
+            by_name.insert(&r.preset, public);
         }
         let presets: Vec<PresetReport> = by_name.into_values().collect();
         let (status, message) = summarise(&presets);
@@ -170,6 +179,7 @@ fn public_preset(
         built_at: current.built_at.map(time::format),
         pinned: r.is_pinned(),
         warnings: warnings::warnings(r, now),
+        display_name: None,
     }
 }
 

@@ -28,6 +28,7 @@ pub fn preset(
         built_at: None,
         pinned: false,
         warnings: Vec::new(),
+        display_name: None,
     }
 }
 

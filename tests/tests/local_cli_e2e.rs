@@ -121,6 +121,30 @@ async fn kiln_commands_work_against_the_local_stack_with_its_env_file() {
     let report = wait_settled(&stack.status_url(), Duration::from_secs(120)).await;
     let names: Vec<&str> = report.presets.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["r-research-arm64", "r-research-x64", "tiny"]);
+    // The template's `name` is its display name: in /status and on the page.
+    let shown: Vec<Option<&str>> = report
+        .presets
+        .iter()
+        .map(|p| p.display_name.as_deref())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            Some("R Research Environment"),
+            Some("R Research Environment"),
+            None
+        ]
+    );
+    let page = reqwest::get(stack.page_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for arch in ["x64", "arm64"] {
+        let row = format!("R Research Environment (r-research-{arch})");
+        assert!(page.contains(&row), "{row} missing from the page");
+    }
 
     // Build history through DynamoDB Local, with the env's keys.
     let out = kiln(&env_file, &["list"]);

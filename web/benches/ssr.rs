@@ -27,6 +27,7 @@ fn report(n: usize) -> StatusReport {
         .map(|i| KnownPreset {
             name: format!("preset-{i:04}"),
             architecture: Some(Architecture::ALL[i % 2]),
+            display_name: None,
         })
         .collect();
     let records: Vec<AmiRecord> = (0..n)

@@ -167,7 +167,10 @@ fn PresetRow(preset: PresetReport, now: DateTime<Utc>) -> impl IntoView {
             </ul>
         })
     };
-    let name = preset.name.clone();
+    let name = match &preset.display_name {
+        Some(shown) => format!("{shown} ({})", preset.name),
+        None => preset.name.clone(),
+    };
     // Warnings (old AMI, disabled pipeline, missing AMI, revoked build) as one line.
     let mut warn = String::new();
     for w in &preset.warnings {

@@ -289,6 +289,7 @@ fn preset(name: &str, status: PresetStatus) -> PresetReport {
         built_at: None,
         pinned: false,
         warnings: Vec::new(),
+        display_name: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn preset(name: &str, status: PresetStatus, ami: Option<&str>) -> PresetReport {
         built_at: None,
         pinned: false,
         warnings: vec![],
+        display_name: None,
     }
 }
 

@@ -131,10 +131,12 @@ fn configured_presets_without_records_are_not_configured_and_degrade() {
         KnownPreset {
             name: "a".into(),
             architecture: Some(Architecture::Arm64),
+            display_name: None,
         },
         KnownPreset {
             name: "b".into(),
             architecture: Some(Architecture::X86_64),
+            display_name: None,
         },
     ];
     let r = StatusReport::build(
@@ -205,4 +207,32 @@ fn reports_stored_before_the_warning_fields_still_parse() {
     assert!(!r.presets[0].pinned);
     assert!(r.presets[0].warnings.is_empty());
     assert_eq!(r.presets[0].built_at, None);
+}
+
+#[test]
+fn a_display_name_is_carried_and_left_out_when_absent() {
+    let known = [
+        KnownPreset {
+            name: "r-research-x64".into(),
+            architecture: Some(Architecture::X86_64),
+            display_name: Some("R Research Environment".into()),
+        },
+        KnownPreset {
+            name: "tiny".into(),
+            architecture: None,
+            display_name: None,
+        },
+    ];
+    // One with a record, one without: both keep what configuration says.
+    let records = [rec("r-research-x64", BuildStatus::Ready, Some("ami-1"))];
+    let r = StatusReport::build(&known, &records, t("2026-01-01T00:00:00Z"));
+    assert_eq!(
+        r.presets[0].display_name.as_deref(),
+        Some("R Research Environment")
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["presets"][0]["displayName"], "R Research Environment");
+    assert!(json["presets"][1].get("displayName").is_none(), "{json}");
+    let back: StatusReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back, r);
 }

@@ -25,6 +25,7 @@ fn preset(name: &str, status: PresetStatus, ami: Option<&str>) -> PresetReport {
         built_at: None,
         pinned: false,
         warnings: Vec::new(),
+        display_name: None,
     }
 }
 
@@ -240,4 +241,19 @@ fn each_warning_shows_beside_its_preset_escaped() {
         row("linux-arm64").contains("<p class=\"warn hide\">"),
         "no warning: hidden: {html}"
     );
+}
+
+#[test]
+fn a_display_name_leads_the_row_and_is_escaped() {
+    let mut shown = preset("r-research-x64", PresetStatus::Ready, Some("ami-0123"));
+    shown.display_name = Some("R <Research> & Co".into());
+    let html = page(&report(
+        vec![shown, preset("tiny", PresetStatus::Ready, Some("ami-0456"))],
+        false,
+    ));
+    assert!(
+        html.contains("R &lt;Research&gt; &amp; Co (r-research-x64)"),
+        "{html}"
+    );
+    assert!(html.contains(">tiny</th>"), "{html}");
 }
