@@ -85,6 +85,12 @@ ratios = [
     ("history section render (origin) / SSR page, 100 presets", "ssr/history/100", "ssr/page/100"),
 ]
 shown = [(label, rows[a][0] / rows[b][0]) for label, a, b in ratios if a in rows and b in rows]
+page, section = rows.get("ssr/page_with_history/100"), rows.get("ssr/history/100")
+if page and section:
+    total = page[0] + section[0]
+    print(f"\n  page SSR, 100 presets with full history: {human(page[0])} at the edge + "
+          f"{human(section[0])} for the history section at the origin = {human(total)} "
+          f"(budget <= 5 ms: {'within' if total <= 5e6 else 'OVER'})")
 if shown:
     print()
     w = max(len(l) for l, _ in shown)
