@@ -178,6 +178,17 @@ fn finished(b: &BuildRecord) -> DateTime<Utc> {
     b.ended_at.unwrap_or(b.started_at)
 }
 
+/// Builds order by when they finished, then by version, numerically (`1.0.0/10` after
+/// `1.0.0/9`): two builds finished in the same second still have a before and after.
+fn order(b: &BuildRecord) -> (DateTime<Utc>, Vec<u64>) {
+    let version = b
+        .build_version
+        .split(['.', '/'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    (finished(b), version)
+}
+
 fn release_of(b: &BuildRecord, kind: ReleaseKind, home: &str, at: DateTime<Utc>) -> Release {
     Release {
         kind,
@@ -190,20 +201,20 @@ fn release_of(b: &BuildRecord, kind: ReleaseKind, home: &str, at: DateTime<Utc>)
     }
 }
 
-/// The newest good, unrevoked build of the preset finished before `before` (any time
-/// when `None`), other than `except`.
+/// The newest good, unrevoked build of the preset ordered before `before` (see
+/// [`order`]; any when `None`), other than `except`.
 fn newest_good<'a>(
     record: &AmiRecord,
     builds: &'a [BuildRecord],
-    before: Option<DateTime<Utc>>,
+    before: Option<(DateTime<Utc>, Vec<u64>)>,
     except: Option<&str>,
 ) -> Option<&'a BuildRecord> {
     builds
         .iter()
         .filter(|b| b.preset == record.preset && good(b) && !record.is_revoked(&b.build_id))
         .filter(|b| Some(b.build_id.as_str()) != except)
-        .filter(|b| before.is_none_or(|t| finished(b) < t))
-        .max_by(|a, b| (finished(a), &a.build_version).cmp(&(finished(b), &b.build_version)))
+        .filter(|b| before.as_ref().is_none_or(|t| order(b) < *t))
+        .max_by_key(|b| order(b))
 }
 
 fn find<'a>(
@@ -360,8 +371,9 @@ pub fn rollback_target<'a>(
     builds: &'a [BuildRecord],
 ) -> Option<&'a BuildRecord> {
     let now_on = current.current().build_id;
-    let before = now_on.and_then(|id| builds.iter().find(|b| b.build_id == id).map(finished));
-    newest_good(current, builds, before, now_on).filter(|_| before.is_some() || now_on.is_none())
+    let before = now_on.and_then(|id| builds.iter().find(|b| b.build_id == id).map(order));
+    let known = before.is_some();
+    newest_good(current, builds, before, now_on).filter(|_| known || now_on.is_none())
 }
 
 /// `kiln revoke VERSION`: the build is never pointed at again. If runners use it, they
@@ -411,11 +423,12 @@ fn settle(
     if !next.is_revoked(&on) {
         return Ok(());
     }
+    // Without its build item: whatever finished before the record saw its AMI.
     let before = builds
         .iter()
         .find(|b| b.build_id == on)
-        .map(finished)
-        .or(next.ami_updated_at);
+        .map(order)
+        .or(next.ami_updated_at.map(|t| (t, Vec::new())));
     match newest_good(next, builds, before, Some(&on)) {
         Some(fallback) => {
             next.release = Some(release_of(fallback, ReleaseKind::Revoked, home_region, at));

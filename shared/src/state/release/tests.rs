@@ -235,3 +235,21 @@ fn records_stored_before_release_control_still_decode() {
     assert_eq!(old.rev, 0);
     assert_eq!(old.current().ami_id, r.current().ami_id);
 }
+
+#[test]
+fn builds_finished_in_the_same_second_still_have_a_before_and_after() {
+    // Builds 9 and 10 end in the same second; "1.0.0/10" sorts before "1.0.0/9" as text.
+    let mut b9 = build(9, ImageState::Available);
+    let mut b10 = build(10, ImageState::Available);
+    b9.ended_at = Some(at(20_000));
+    b10.ended_at = Some(at(20_000));
+    let builds = vec![b9, b10];
+    let r = observe(None, &available(9));
+    let r = observe(Some(&r), &available(10));
+    assert_eq!(r.current().ami_id, Some(amis(10)[HOME].as_str()));
+    let back = written(rollback(&r, &builds, HOME, at(21_000)));
+    assert_eq!(back.current().ami_id, Some(amis(9)[HOME].as_str()));
+    // And revoking 10 falls back to 9, not to nothing.
+    let revoked = written(revoke(&r, &builds, "1.0.0/10", HOME, at(21_000)));
+    assert_eq!(revoked.current().ami_id, Some(amis(9)[HOME].as_str()));
+}
