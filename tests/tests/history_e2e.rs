@@ -8,9 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use kiln_devstack::emulators::kiln_root;
-use kiln_devstack::stack::{DevError, DevOptions, DevStack};
-use kiln_devstack::{ProcessError, started_or_skip, tools_required};
+use kiln_devstack::stack::DevStack;
+use kiln_devstack::started_or_skip;
 use kiln_shared::feeds::statuspage::Summary;
 use kiln_shared::history::{DAYS, Outcome, PresetHistory};
 use kiln_shared::{ImageState, PresetStatus, StatusReport};
@@ -19,22 +18,12 @@ use kiln_tests::chromium::{Browser, BrowserOptions, find_chromium};
 const PRESET: &str = "linux-x64";
 
 async fn start() -> Option<DevStack> {
-    let presets = kiln_infra::presets::load(&kiln_root().join("presets")).expect("example presets");
-    let lambda_dir = tokio::task::spawn_blocking(kiln_tests::bins::bin_dir_and_edge)
-        .await
-        .unwrap();
-    let mut options = DevOptions::new(presets, lambda_dir);
-    options.build_time = Duration::from_secs(3);
-    options.reconcile_every = Duration::from_secs(3600);
-    options.stale_after = Duration::from_secs(3600);
-    match DevStack::start(options, |line| eprintln!("stack: {line}")).await {
-        Ok(stack) => Some(stack),
-        Err(DevError::Process(e @ ProcessError::ToolMissing { .. })) if !tools_required() => {
-            eprintln!("SKIP: {e}");
-            None
-        }
-        Err(e) => panic!("starting the local system: {e}"),
-    }
+    kiln_tests::stack::start(kiln_tests::stack::example_presets(), |options| {
+        options.build_time = Duration::from_secs(3);
+        options.reconcile_every = Duration::from_secs(3600);
+        options.stale_after = Duration::from_secs(3600);
+    })
+    .await
 }
 
 struct HistoryDoc {

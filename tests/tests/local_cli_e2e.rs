@@ -11,8 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use kiln_devstack::emulators::kiln_root;
-use kiln_devstack::stack::{DevError, DevOptions, DevStack};
-use kiln_devstack::{ProcessError, tools_required};
+use kiln_devstack::stack::DevStack;
 use kiln_shared::preset::{PresetSource, parse_all};
 use kiln_shared::{PresetStatus, StatusReport};
 
@@ -36,19 +35,10 @@ fn presets() -> Vec<kiln_shared::Preset> {
 }
 
 async fn start() -> Option<DevStack> {
-    let lambda_dir = tokio::task::spawn_blocking(kiln_tests::bins::bin_dir_and_edge)
-        .await
-        .unwrap();
-    let mut options = DevOptions::new(presets(), lambda_dir);
-    options.build_time = Duration::from_secs(3);
-    match DevStack::start(options, |line| eprintln!("stack: {line}")).await {
-        Ok(stack) => Some(stack),
-        Err(DevError::Process(e @ ProcessError::ToolMissing { .. })) if !tools_required() => {
-            eprintln!("SKIP: {e}");
-            None
-        }
-        Err(e) => panic!("starting the local system: {e}"),
-    }
+    kiln_tests::stack::start(presets(), |options| {
+        options.build_time = Duration::from_secs(3);
+    })
+    .await
 }
 
 async fn wait_settled(url: &str, limit: Duration) -> StatusReport {

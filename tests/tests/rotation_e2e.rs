@@ -10,30 +10,17 @@
 use std::time::{Duration, Instant};
 
 use kiln_aws::secrets::{SdkSecrets, SecretValue, Secrets};
-use kiln_devstack::emulators::kiln_root;
-use kiln_devstack::stack::{DevError, DevOptions, DevStack};
+use kiln_devstack::stack::DevStack;
 use kiln_devstack::wrangler::EdgeVars;
-use kiln_devstack::{ProcessError, tools_required};
 use kiln_shared::StatusReport;
-
 async fn start() -> Option<DevStack> {
-    let presets = kiln_infra::presets::load(&kiln_root().join("presets")).expect("example presets");
-    let lambda_dir = tokio::task::spawn_blocking(kiln_tests::bins::bin_dir_and_edge)
-        .await
-        .unwrap();
-    let mut options = DevOptions::new(presets, lambda_dir);
-    options.build_time = Duration::from_secs(4);
-    // The Lambdas read the secret again after 2 s (300 s when deployed).
-    options.edge_secret_ttl = Duration::from_secs(2);
-    options.edge_cache_ttl_secs = 1;
-    match DevStack::start(options, |line| eprintln!("stack: {line}")).await {
-        Ok(stack) => Some(stack),
-        Err(DevError::Process(e @ ProcessError::ToolMissing { .. })) if !tools_required() => {
-            eprintln!("SKIP: {e}");
-            None
-        }
-        Err(e) => panic!("starting the local system: {e}"),
-    }
+    kiln_tests::stack::start(kiln_tests::stack::example_presets(), |options| {
+        options.build_time = Duration::from_secs(4);
+        // The Lambdas read the secret again after 2 s (300 s when deployed).
+        options.edge_secret_ttl = Duration::from_secs(2);
+        options.edge_cache_ttl_secs = 1;
+    })
+    .await
 }
 
 /// `/status` for `how_long`, every answer a 200 that is not stale. Returns the count.

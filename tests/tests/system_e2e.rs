@@ -7,31 +7,20 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kiln_devstack::emulators::kiln_root;
 use kiln_devstack::imagebuilder::Fate;
-use kiln_devstack::stack::{DevError, DevOptions, DevStack};
-use kiln_devstack::{ProcessError, started_or_skip, tools_required};
+use kiln_devstack::stack::{DevOptions, DevStack};
+use kiln_devstack::started_or_skip;
 use kiln_shared::{OverallStatus, PresetStatus, StatusReport};
 use kiln_tests::chromium::{Browser, BrowserOptions, find_chromium};
 
 /// Starts the local system, or skips (returns `None`) when a tool is missing and
 /// `KILN_REQUIRE_TOOLS` is not set.
 async fn start(configure: impl FnOnce(&mut DevOptions)) -> Option<DevStack> {
-    let presets = kiln_infra::presets::load(&kiln_root().join("presets")).expect("example presets");
-    let lambda_dir = tokio::task::spawn_blocking(kiln_tests::bins::bin_dir_and_edge)
-        .await
-        .unwrap();
-    let mut options = DevOptions::new(presets, lambda_dir);
-    options.build_time = Duration::from_secs(4);
-    configure(&mut options);
-    match DevStack::start(options, |line| eprintln!("stack: {line}")).await {
-        Ok(stack) => Some(stack),
-        Err(DevError::Process(e @ ProcessError::ToolMissing { .. })) if !tools_required() => {
-            eprintln!("SKIP: {e}");
-            None
-        }
-        Err(e) => panic!("starting the local system: {e}"),
-    }
+    kiln_tests::stack::start(kiln_tests::stack::example_presets(), |options| {
+        options.build_time = Duration::from_secs(4);
+        configure(options);
+    })
+    .await
 }
 
 async fn get_status(url: &str) -> StatusReport {
