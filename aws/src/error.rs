@@ -86,3 +86,20 @@ where
     };
     AwsError::new(operation, kind, message)
 }
+
+/// An SDK result where the error `code` is an answer ("no such thing"), not a failure:
+/// `Ok(None)` for it, the classified error for any other.
+pub fn absent_on<T, E>(
+    operation: &'static str,
+    code: &str,
+    result: Result<T, SdkError<E>>,
+) -> Result<Option<T>, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.code() == Some(code) => Ok(None),
+        Err(e) => Err(from_sdk(operation, e)),
+    }
+}

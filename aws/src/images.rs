@@ -10,6 +10,8 @@ use kiln_shared::{ImageState, time};
 use crate::BoxFut;
 use crate::error::{AwsError, from_sdk};
 
+mod one_off;
+
 /// What GetImage says about one image build version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
@@ -28,6 +30,16 @@ pub struct ImageSummary {
     pub arn: String,
     pub date_created: Option<DateTime<Utc>>,
     pub state: Option<ImageState>,
+}
+
+/// How a pipeline's build instances are launched (its infrastructure configuration):
+/// `kiln test` launches its instances the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildInfrastructure {
+    pub instance_types: Vec<String>,
+    pub instance_profile: Option<String>,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
 }
 
 /// A pipeline, as listed.
@@ -57,6 +69,21 @@ pub trait ImageBuilderApi: Send + Sync {
         &'a self,
         pipeline_arn: &'a str,
     ) -> BoxFut<'a, Result<Option<bool>, AwsError>>;
+    /// A build of the pipeline's recipe distributed to `region` only (a one-off; the
+    /// pipeline is untouched): GetImagePipeline, GetDistributionConfiguration, a
+    /// distribution configuration holding the pipeline's entry for `region` (created
+    /// once per content), CreateImage. The new image build version ARN.
+    fn start_one_off<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+        region: &'a str,
+    ) -> BoxFut<'a, Result<String, AwsError>>;
+    /// The pipeline's infrastructure configuration (GetImagePipeline, then
+    /// GetInfrastructureConfiguration); `None` when either is gone.
+    fn infrastructure<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+    ) -> BoxFut<'a, Result<Option<BuildInfrastructure>, AwsError>>;
 }
 
 /// The newest image by `dateCreated` (never the list order); ties break on the ARN so
@@ -265,6 +292,50 @@ impl ImageBuilderApi for SdkImageBuilder {
                 })),
                 Err(e) => Err(from_sdk("imagebuilder:GetImagePipeline", e)),
             }
+        })
+    }
+
+    fn start_one_off<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+        region: &'a str,
+    ) -> BoxFut<'a, Result<String, AwsError>> {
+        Box::pin(one_off::start(&self.client, pipeline_arn, region))
+    }
+
+    fn infrastructure<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+    ) -> BoxFut<'a, Result<Option<BuildInfrastructure>, AwsError>> {
+        Box::pin(async move {
+            let pipeline = self
+                .client
+                .get_image_pipeline()
+                .image_pipeline_arn(pipeline_arn)
+                .send()
+                .await
+                .map_err(|e| from_sdk("imagebuilder:GetImagePipeline", e))?;
+            let Some(arn) = pipeline
+                .image_pipeline()
+                .and_then(|p| p.infrastructure_configuration_arn())
+            else {
+                return Ok(None);
+            };
+            let out = self
+                .client
+                .get_infrastructure_configuration()
+                .infrastructure_configuration_arn(arn)
+                .send()
+                .await
+                .map_err(|e| from_sdk("imagebuilder:GetInfrastructureConfiguration", e))?;
+            Ok(out
+                .infrastructure_configuration()
+                .map(|c| BuildInfrastructure {
+                    instance_types: c.instance_types().to_vec(),
+                    instance_profile: c.instance_profile_name().map(str::to_owned),
+                    subnet_id: c.subnet_id().map(str::to_owned),
+                    security_group_ids: c.security_group_ids().to_vec(),
+                }))
         })
     }
 }

@@ -8,6 +8,8 @@
 //! - [`ssm::RunnerConfigs`] — the SSM runner configs, per region;
 //! - [`images::ImageBuilderApi`] — EC2 Image Builder pipelines and images;
 //! - [`ec2::Ec2Images`] — EC2 AMIs and their snapshots, per region;
+//! - [`testbed::TestInstances`] and [`testbed::RunCommand`] — `kiln test`'s short-lived
+//!   instance and SSM Run Command on it, per region;
 //! - [`alerts::Alerts`] — the SNS alerts topic (one message per transition);
 //! - [`edge::EdgePusher`] — the signed push of a status snapshot to the Worker;
 //! - [`release`] — the compare-and-swap loop for writes that are not observations
@@ -43,6 +45,7 @@ pub mod sdk;
 pub mod secrets;
 pub mod ssm;
 pub mod store;
+pub mod testbed;
 
 pub use error::{AwsError, AwsErrorKind};
 

@@ -4,9 +4,11 @@
 //! Both sit here because the Lambdas and the CLI share them: [`update_ami`] is the
 //! same compare-and-swap loop observations take (the caller's pure function decides
 //! what to write, re-run on every conflict), and [`sync_current`] points every region's
-//! runner config and AMI parameter at what runners should use.
+//! runner config and AMI parameter at what runners should use. [`update_build`] is the
+//! same loop for a BUILD item (observations in `ami-update`, `kiln test`'s results).
 
 use chrono::{DateTime, Utc};
+use kiln_shared::build::BuildRecord;
 use kiln_shared::runner_config::{self, ConfigError};
 use kiln_shared::state::AmiRecord;
 use serde_json::Value;
@@ -68,6 +70,40 @@ where
         }
     }
     Err(UpdateError::Contention(preset.to_owned()))
+}
+
+/// How [`update_build`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildWrite {
+    Written,
+    /// `decide` had nothing to write.
+    Unchanged,
+    /// Every attempt met a concurrent write.
+    Contention,
+}
+
+/// Reads the BUILD item `job_id`, asks `decide` what to write given it (absent: `None`;
+/// nothing to write: `None`), writes it on the item's revision, and on a conflict reads
+/// and decides again, at most `attempts` times.
+pub async fn update_build<F>(
+    store: &dyn StateStore,
+    job_id: &str,
+    attempts: usize,
+    mut decide: F,
+) -> Result<BuildWrite, AwsError>
+where
+    F: FnMut(Option<&BuildRecord>) -> Option<BuildRecord>,
+{
+    for _ in 0..attempts {
+        let current = store.get_build(job_id).await?;
+        let Some(next) = decide(current.as_ref().map(|c| &c.record)) else {
+            return Ok(BuildWrite::Unchanged);
+        };
+        if store.put_build(&next, current.map(|c| c.rev)).await? == Cas::Written {
+            return Ok(BuildWrite::Written);
+        }
+    }
+    Ok(BuildWrite::Contention)
 }
 
 /// What [`sync_current`] changed.

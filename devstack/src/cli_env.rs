@@ -19,12 +19,15 @@ impl DevStack {
             ("AWS_DEFAULT_REGION", region),
             ("AWS_ENDPOINT_URL", self.aws.moto.endpoint()),
             ("AWS_ENDPOINT_URL_DYNAMODB", self.aws.dynamodb_endpoint()),
+            // Run Command for `kiln test`; every other SSM call goes on to moto.
+            ("AWS_ENDPOINT_URL_SSM", self.runcommand.endpoint()),
             (
                 "AWS_ENDPOINT_URL_IMAGEBUILDER",
                 self.imagebuilder.endpoint(),
             ),
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
             ("KILN_PREFIX", self.options.prefix.clone()),
+            ("KILN_STACK_REGION", self.options.region.clone()),
             (
                 "KILN_TABLE",
                 kiln_shared::table::table_name(&self.options.prefix),
@@ -43,7 +46,7 @@ pub fn env_file_text(env: &[(String, String)]) -> String {
     let mut out = String::from(
         "# Written by `kiln dev`: points kiln and the AWS CLI at the local stack.\n\
          # Use: source this file, then run kiln list, kiln build, kiln registry export, ...\n\
-         unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_SSM AWS_ENDPOINT_URL_EC2\n",
+         unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_EC2\n",
     );
     for (k, v) in env {
         out.push_str(&format!("export {k}={}\n", shell_quote(v)));

@@ -3,6 +3,7 @@
 //! - [`emulators`]: moto and DynamoDB Local on free ports, supervised, with SDK configs.
 //! - [`imagebuilder`]: a local EC2 Image Builder endpoint for the real SDK client.
 //! - [`lambda`]: a local Lambda runtime (Runtime API, Invoke API, Function URL front).
+//! - [`runcommand`]: a local SSM Run Command endpoint in front of moto (`kiln test`).
 //! - [`stack`]: all of the above assembled into the whole system (`kiln dev`, the
 //!   end-to-end tests).
 //! - [`cli_env`]: the environment (and sourceable file) that points `kiln` at the stack.
@@ -16,6 +17,7 @@ pub mod emulators;
 pub mod imagebuilder;
 pub mod lambda;
 pub mod process;
+pub mod runcommand;
 mod serve;
 pub mod stack;
 pub mod wrangler;

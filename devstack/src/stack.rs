@@ -147,6 +147,8 @@ pub struct DevStack {
     pub reconcile: Arc<LocalLambda>,
     pub status_origin: LocalLambda,
     pub imagebuilder: LocalImageBuilder,
+    /// SSM for `kiln` commands: Run Command on moto's instances, the rest forwarded.
+    pub runcommand: crate::runcommand::LocalRunCommand,
     pub aws: LocalAws,
     /// Library access to the same state (what the tests inspect).
     pub deps: Deps,
@@ -185,6 +187,20 @@ impl DevStack {
         kiln_aws::store::create_table(&ddb, &table)
             .await
             .map_err(|e| DevError::Table(e.to_string()))?;
+
+        progress("starting the local SSM Run Command endpoint (kiln test)");
+        let runcommand = crate::runcommand::LocalRunCommand::start(&aws.moto.endpoint())
+            .await
+            .map_err(|e| DevError::Apply(format!("local SSM Run Command endpoint: {e}")))?;
+        runcommand.register_presets(&options.presets);
+        // The instance profile the local pipelines name: moto's RunInstances checks it.
+        create_instance_profile(
+            &aws.moto.endpoint(),
+            &options.region,
+            BUILD_INSTANCE_PROFILE,
+        )
+        .await
+        .map_err(DevError::Apply)?;
 
         progress("starting the local EC2 Image Builder endpoint");
         let imagebuilder = LocalImageBuilder::start(imagebuilder::Options {
@@ -322,6 +338,7 @@ impl DevStack {
             reconcile,
             status_origin,
             imagebuilder,
+            runcommand,
             aws,
             deps,
         })
@@ -377,6 +394,25 @@ impl DevStack {
         .into_iter()
         .filter_map(|(n, p)| p.map(|p| (n.to_owned(), p)))
         .collect()
+    }
+}
+
+/// What the local Image Builder's infrastructure configurations name.
+pub const BUILD_INSTANCE_PROFILE: &str = "kiln-image-builder";
+
+/// An IAM instance profile in moto (kept if it exists).
+async fn create_instance_profile(moto: &str, region: &str, name: &str) -> Result<(), String> {
+    let params = [
+        ("Action", "CreateInstanceProfile"),
+        ("Version", "2010-05-08"),
+        ("InstanceProfileName", name),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let http = reqwest::Client::new();
+    match crate::imagebuilder::ec2::call_service(&http, moto, region, "iam", &params).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.contains("EntityAlreadyExists") => Ok(()),
+        Err(e) => Err(format!("creating instance profile {name} in moto: {e}")),
     }
 }
 

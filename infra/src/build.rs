@@ -141,18 +141,21 @@ pub async fn pipeline(
     })
 }
 
-/// Starts an execution; returns the image build version ARN.
+/// Starts an execution, or with `only_region` a one-off build of the pipeline's
+/// recipe distributed to that region alone; returns the image build version ARN.
 pub async fn start(
     images: &dyn ImageBuilderApi,
     pipeline: &Pipeline,
+    only_region: Option<&str>,
 ) -> Result<String, BuildError> {
-    images
-        .start_pipeline(&pipeline.arn)
-        .await
-        .map_err(|e| BuildError::Start {
-            pipeline: pipeline.name.clone(),
-            message: e.to_string(),
-        })
+    match only_region {
+        Some(region) => images.start_one_off(&pipeline.arn, region).await,
+        None => images.start_pipeline(&pipeline.arn).await,
+    }
+    .map_err(|e| BuildError::Start {
+        pipeline: pipeline.name.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// How a followed build ended.

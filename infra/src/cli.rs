@@ -86,7 +86,12 @@ pub enum Command {
         format: Format,
     },
     /// Start a build of one preset's pipeline; a template name (the unexpanded name of a
-    /// multi-architecture preset) builds each of its architectures.
+    /// multi-architecture preset) builds each of its architectures. With `--region R`
+    /// after `build`: a one-off build of the pipeline's recipe distributed to R only
+    /// (CreateImage; the pipeline, its schedule and distribution stay as they are;
+    /// runners in R move to it, the other regions keep theirs); the stack's region then
+    /// comes from KILN_STACK_REGION or the AWS chain (`kiln --region R build …` still
+    /// names the stack's region).
     Build {
         preset: String,
         /// Only this architecture of a multi-architecture preset.
@@ -116,6 +121,37 @@ pub enum Command {
         dry_run: bool,
         #[command(flatten)]
         wait: BuildWait,
+    },
+    /// Run a preset's validation tests against an existing AMI (default: what its
+    /// runners use) on a short-lived instance, through SSM Run Command; the outcome is
+    /// recorded on the build (`kiln list`, the registry). The instance is terminated
+    /// whatever happens, and shuts itself down if kiln cannot. `--region` after `test`
+    /// is where to test (default: the preset's home region); the stack's region then
+    /// comes from KILN_STACK_REGION or the AWS chain. Exit 0 passed, 1 a test failed, 2
+    /// not tested.
+    Test {
+        /// Preset or template name (a template tests each architecture).
+        preset: String,
+        #[arg(long, value_parser = parse_architecture)]
+        architecture: Option<kiln_shared::Architecture>,
+        /// The AMI to test instead of the current one.
+        #[arg(long, value_name = "AMI_ID")]
+        ami: Option<String>,
+        /// Default: the pipeline's build instance type.
+        #[arg(long)]
+        instance_type: Option<String>,
+        /// How long the instance may take to run with its SSM agent online.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        ready_timeout: Duration,
+        /// How long one test may run.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        test_timeout: Duration,
+        /// Time between polls of EC2 and SSM.
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        poll: Duration,
+        /// Each step and the summary as JSON lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Build history: builds and their AMIs, newest first.
     List {
@@ -358,6 +394,34 @@ pub struct DestroyArgs {
     pub delete_data: bool,
 }
 
+/// Whether `--region` was written after the subcommand (`kiln build r --region R`):
+/// for `kiln build` and `kiln test` it then names a target (a one-off distribution,
+/// where to test), while before it (`kiln --region R build r`) it is, as everywhere,
+/// where kiln's own AWS calls go. `args` without the program name.
+pub fn region_after_subcommand<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    // Options before the subcommand that take a value as the next word.
+    const WITH_VALUE: [&str; 4] = ["--region", "--endpoint-url", "--prefix", "--table"];
+    let words: Vec<&str> = args
+        .iter()
+        .map(|a| a.as_ref().to_str().unwrap_or(""))
+        .collect();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        if WITH_VALUE.contains(&w) {
+            i += 2;
+        } else if w.starts_with('-') {
+            i += 1;
+        } else {
+            return words[i + 1..]
+                .iter()
+                .take_while(|w| **w != "--")
+                .any(|w| *w == "--region" || w.starts_with("--region="));
+        }
+    }
+    false
+}
+
 /// `x86_64` or `arm64` (also `amd64`, `x64`, `aarch64`).
 pub fn parse_architecture(text: &str) -> Result<kiln_shared::Architecture, String> {
     let canonical = match text {
@@ -455,6 +519,58 @@ mod tests {
         };
         assert_eq!(presets, ["a", "b"]);
         assert!(Cli::try_parse_from(["kiln", "build", "r", "--architecture", "sparc"]).is_err());
+    }
+
+    #[test]
+    fn region_after_the_subcommand_is_a_target() {
+        let after = |line: &str| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            region_after_subcommand(&words)
+        };
+        assert!(after(
+            "build r-research --architecture x86_64 --region us-east-1"
+        ));
+        assert!(after("build --region=us-east-2 r"));
+        assert!(after("-v test r --region us-east-2"));
+        assert!(!after("--region us-east-1 --prefix ci build alpha --wait"));
+        assert!(
+            !after("--region build build alpha"),
+            "a value is not the subcommand"
+        );
+        assert!(!after("--endpoint-url http://x --region eu-west-1 test r"));
+        assert!(!after("build r"));
+        assert!(!after(""));
+    }
+
+    #[test]
+    fn test_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "kiln",
+            "test",
+            "r-research",
+            "--region",
+            "us-east-2",
+            "--architecture",
+            "x64",
+            "--ami",
+            "ami-1",
+            "--ready-timeout",
+            "90s",
+        ])
+        .unwrap();
+        assert_eq!(cli.aws.region.as_deref(), Some("us-east-2"));
+        let Command::Test {
+            architecture,
+            ami,
+            ready_timeout,
+            ..
+        } = cli.command
+        else {
+            panic!("test")
+        };
+        assert_eq!(architecture, Some(kiln_shared::Architecture::X86_64));
+        assert_eq!(ami.as_deref(), Some("ami-1"));
+        assert_eq!(ready_timeout, Duration::from_secs(90));
     }
 
     #[test]

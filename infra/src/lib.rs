@@ -30,3 +30,4 @@ pub mod report;
 pub mod select;
 pub mod status;
 pub mod template;
+pub mod testrun;

@@ -15,11 +15,15 @@ use kiln_infra::{aws, build, cleanup, history, presets, status, template};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // After `build` / `test`, `--region` is a target, not where the calls went.
+    let target = region_target(&cli.aws);
+    let stack_region = match target {
+        Some(_) => std::env::var("KILN_STACK_REGION").ok(),
+        None => cli.aws.region.clone(),
+    };
     let context = kiln_infra::explain::Context {
-        region: cli
-            .aws
-            .region
-            .clone()
+        region: stack_region
+            .filter(|r| !r.is_empty())
             .or_else(|| std::env::var("AWS_REGION").ok())
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
             .filter(|r| !r.is_empty()),
@@ -27,7 +31,7 @@ async fn main() -> ExitCode {
         table: cli.aws.table_name(),
     };
     let verbose = cli.verbose;
-    match run(cli).await {
+    match run(cli, target).await {
         Ok(code) => code,
         Err(e) => {
             let err: &(dyn std::error::Error + 'static) = e.as_ref();
@@ -37,7 +41,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode> {
+/// `target`: `--region` when written after the subcommand (see [`region_target`]).
+async fn run(cli: Cli, target: Option<String>) -> Result<ExitCode> {
     let aws = cli.aws;
     match cli.command {
         Command::Validate { dir } => {
@@ -94,7 +99,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
             wait,
         } => {
-            let (clients, _) = aws::clients(&aws).await?;
+            // `--region` after `build`: a one-off distribution target; the stack's
+            // region comes from KILN_STACK_REGION or the AWS chain.
+            let only = target;
+            let (clients, _) = aws::clients_with_target(&aws, only.is_some()).await?;
             let images = clients.images.as_ref();
             let pipelines = build::chosen_pipelines(
                 clients.store.as_ref(),
@@ -104,7 +112,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 architecture,
             )
             .await?;
-            start_builds(clients.store.as_ref(), images, &pipelines, dry_run, &wait).await
+            start_builds(
+                clients.store.as_ref(),
+                images,
+                &pipelines,
+                only.as_deref(),
+                dry_run,
+                &wait,
+            )
+            .await
         }
         Command::BuildAll {
             presets,
@@ -140,7 +156,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if pipelines.is_empty() {
                 return Err(build::BuildError::NoPipelines { prefix: aws.prefix }.into());
             }
-            start_builds(clients.store.as_ref(), images, &pipelines, dry_run, &wait).await
+            start_builds(
+                clients.store.as_ref(),
+                images,
+                &pipelines,
+                None,
+                dry_run,
+                &wait,
+            )
+            .await
         }
         Command::List {
             preset,
@@ -259,6 +283,44 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             release(&aws, op).await
         }
+        Command::Test {
+            preset,
+            architecture,
+            ami,
+            instance_type,
+            ready_timeout,
+            test_timeout,
+            poll,
+            json,
+        } => {
+            let (clients, testbed, stack_region) =
+                aws::test_clients(&aws, target.is_some()).await?;
+            let options = kiln_infra::testrun::TestOptions {
+                prefix: aws.prefix.clone(),
+                stack_region,
+                region: target,
+                ami,
+                instance_type,
+                ready_timeout,
+                test_timeout,
+                poll,
+            };
+            let test_clients = kiln_infra::testrun::TestClients {
+                store: clients.store.as_ref(),
+                images: clients.images.as_ref(),
+                instances: &testbed.instances,
+                commands: &testbed.commands,
+            };
+            let code = kiln_infra::testrun::test_presets(
+                &test_clients,
+                &options,
+                &preset,
+                architecture,
+                json,
+            )
+            .await?;
+            Ok(ExitCode::from(code))
+        }
         Command::Releases { preset, json } => {
             let (clients, _) = aws::clients(&aws).await?;
             let r = kiln_infra::release::releases(&clients, &preset).await?;
@@ -339,6 +401,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `kiln import`: every file is tried; exit 1 when any was not imported.
+/// `--region` when written after the subcommand (a target for `build` and `test`).
+fn region_target(aws: &AwsArgs) -> Option<String> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    aws.region
+        .clone()
+        .filter(|_| kiln_infra::cli::region_after_subcommand(&args))
+}
+
 fn import_files(files: &[std::path::PathBuf], out: Option<&Path>, dry_run: bool) -> ExitCode {
     let mut failed = 0;
     for path in files {
@@ -400,12 +470,19 @@ async fn start_builds(
     store: &dyn kiln_aws::store::StateStore,
     images: &dyn ImageBuilderApi,
     pipelines: &[build::Pipeline],
+    only_region: Option<&str>,
     dry_run: bool,
     wait: &BuildWait,
 ) -> Result<ExitCode> {
     if dry_run {
         for p in pipelines {
-            println!("would start {} (preset {})", p.name, p.preset);
+            match only_region {
+                Some(r) => println!(
+                    "would start a one-off build of {} (preset {}) distributed to {r} only; the pipeline stays as it is",
+                    p.name, p.preset
+                ),
+                None => println!("would start {} (preset {})", p.name, p.preset),
+            }
         }
         println!("dry run: nothing started");
         return Ok(ExitCode::SUCCESS);
@@ -413,7 +490,7 @@ async fn start_builds(
     let mut started = Vec::new();
     let mut failed_to_start = 0;
     for p in pipelines {
-        match build::start(images, p).await {
+        match build::start(images, p, only_region).await {
             Ok(arn) => {
                 // JSON lines on stdout stay parseable: the plain line goes to stderr.
                 if wait.json {

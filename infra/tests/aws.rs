@@ -103,6 +103,7 @@ fn build(
         validated: ok,
         size_gb: Some(100),
         tests: Vec::new(),
+        tested: None,
     }
 }
 

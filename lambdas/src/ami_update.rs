@@ -138,7 +138,11 @@ async fn handle_parsed(
         return Ok(EventAck::Ignored(Ignored::UnknownImage(arn.to_owned())));
     };
     let pipeline = image.source_pipeline_name.clone().unwrap_or_default();
-    if deps.config.preset_of_pipeline(&pipeline) != Some(preset.name.as_str()) {
+    // No source pipeline: a CreateImage build of this preset's recipe (`kiln build
+    // --region`, a one-off distribution), ours by the recipe name already checked.
+    if !pipeline.is_empty()
+        && deps.config.preset_of_pipeline(&pipeline) != Some(preset.name.as_str())
+    {
         tracing::warn!(
             pipeline,
             preset = preset.name,

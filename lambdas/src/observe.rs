@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use kiln_aws::AwsError;
 use kiln_aws::images::ImageInfo;
+use kiln_aws::release::{BuildWrite, update_build};
 use kiln_aws::store::{Cas, PresetItem};
 use kiln_shared::build::{apply_build, build_job_id};
 use kiln_shared::state::{self, AmiRecord, NoOp, Transition};
@@ -91,7 +92,10 @@ pub async fn observe(
                 stored = Some(current);
                 break;
             }
-            Transition::Write { record, .. } => {
+            Transition::Write { mut record, .. } => {
+                // AMIs are kept per region (one-off builds); a region the preset no
+                // longer distributes to goes.
+                record.keep_regions(&preset.regions);
                 match deps.store.put_ami(&record, current.as_ref()).await? {
                     Cas::Written => {
                         tracing::info!(
@@ -146,7 +150,7 @@ pub async fn observe(
         }
     }
     outcome.record = stored;
-    outcome.build_written = record_build(deps, obs).await?;
+    outcome.build_written = record_build(deps, obs, preset).await?;
     if outcome.build_written {
         crate::history::refresh(deps, preset, Utc::now()).await?;
     }
@@ -175,23 +179,33 @@ pub async fn sync_configs(
     Ok(())
 }
 
-/// Folds the observation into the build's history item (conditional, retried).
-async fn record_build(deps: &Deps, obs: &Observation) -> Result<bool, HandlerError> {
+/// Folds the observation into the build's history item (conditional, retried). A
+/// build past its TEST phase passed each of the preset's validation tests.
+async fn record_build(
+    deps: &Deps,
+    obs: &Observation,
+    preset: &PresetItem,
+) -> Result<bool, HandlerError> {
+    let tests: Vec<String> = preset
+        .preset()
+        .map(|p| p.validation_tests.into_iter().map(|t| t.name).collect())
+        .unwrap_or_default();
     let Some(arn) = ImageArn::parse(&obs.build_id) else {
         return Ok(false);
     };
     let version = arn.build_version();
     let job_id = build_job_id(&obs.preset, &version);
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let current = deps.store.get_build(&job_id).await?;
-        let Some(next) = apply_build(current.as_ref().map(|c| &c.record), obs, &version) else {
-            return Ok(false);
-        };
-        if deps.store.put_build(&next, current.map(|c| c.rev)).await? == Cas::Written {
-            return Ok(true);
-        }
-    }
-    Err(HandlerError::Contention {
-        what: format!("build history {job_id}"),
+    let written = update_build(deps.store.as_ref(), &job_id, MAX_CAS_ATTEMPTS, |current| {
+        let mut next = apply_build(current, obs, &version)?;
+        next.infer_passed_tests(&tests);
+        Some(next)
     })
+    .await?;
+    match written {
+        BuildWrite::Written => Ok(true),
+        BuildWrite::Unchanged => Ok(false),
+        BuildWrite::Contention => Err(HandlerError::Contention {
+            what: format!("build history {job_id}"),
+        }),
+    }
 }

@@ -46,6 +46,43 @@ pub struct BuildRecord {
     /// Each validation test's outcome, when known (`kiln test`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<crate::registry::TestResult>,
+    /// The latest `kiln test` run against one of its AMIs (`tests` are its results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tested: Option<crate::validation::TestRun>,
+}
+
+impl BuildRecord {
+    /// Validated as far as kiln knows: the latest `kiln test` run when there is one,
+    /// else the pipeline's TEST phase.
+    pub fn validated_now(&self) -> bool {
+        self.tested.as_ref().map_or(self.validated, |t| t.passed)
+    }
+
+    /// A build whose TEST phase passed passed each of `tests` (Image Builder fails the
+    /// phase on the first failing one and reports no per-test outcome of its own); kept
+    /// until a `kiln test` run gives results with output.
+    pub fn infer_passed_tests(&mut self, tests: &[String]) {
+        if self.validated && self.tests.is_empty() && self.tested.is_none() {
+            self.tests = tests
+                .iter()
+                .map(|name| crate::registry::TestResult {
+                    name: name.clone(),
+                    passed: true,
+                    output: None,
+                })
+                .collect();
+        }
+    }
+
+    /// Records a `kiln test` run: its results replace the build's per-test results.
+    pub fn record_test_run(
+        &mut self,
+        run: crate::validation::TestRun,
+        results: Vec<crate::registry::TestResult>,
+    ) {
+        self.tested = Some(run);
+        self.tests = results;
+    }
 }
 
 /// Folds one observation into a build's history item. Order-independent: start is the
@@ -79,6 +116,7 @@ pub fn apply_build(
         validated: false,
         size_gb: None,
         tests: Vec::new(),
+        tested: None,
     });
     if current.is_some() && obs.state.is_terminal() && at < r.started_at {
         return None;
@@ -186,6 +224,44 @@ mod tests {
         let r = apply_build(done.as_ref(), &building, "v").unwrap();
         assert_eq!(time::format(r.started_at), "2026-01-01T00:00:00Z");
         assert_eq!(r.status, BuildStatus::Ready);
+    }
+
+    #[test]
+    fn a_build_past_its_test_phase_passed_each_test_and_a_test_run_wins() {
+        let names = ["a".to_owned(), "b".to_owned()];
+        let mut r = apply_build(
+            None,
+            &obs(ImageState::Testing, "2026-01-01T00:01:00Z"),
+            "1.0.0/1",
+        )
+        .unwrap();
+        r.infer_passed_tests(&names);
+        assert!(r.tests.is_empty(), "not past TESTING yet");
+        let mut r = apply_build(
+            Some(&r),
+            &obs(ImageState::Distributing, "2026-01-01T00:02:00Z"),
+            "1.0.0/1",
+        )
+        .unwrap();
+        r.infer_passed_tests(&names);
+        assert_eq!(r.tests.len(), 2);
+        assert!(r.tests.iter().all(|t| t.passed && t.output.is_none()));
+        let failed = vec![crate::registry::TestResult {
+            name: "a".into(),
+            passed: false,
+            output: Some("inactive".into()),
+        }];
+        let at = time::parse("2026-01-02T00:00:00Z").unwrap();
+        r.record_test_run(
+            crate::validation::TestRun::new(at, "us-east-1", "ami-1", &failed),
+            failed.clone(),
+        );
+        r.infer_passed_tests(&names);
+        assert_eq!(
+            r.tests, failed,
+            "a later event does not overwrite a test run"
+        );
+        assert!(!r.validated_now() && r.validated);
     }
 
     #[test]

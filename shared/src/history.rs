@@ -84,7 +84,14 @@ impl BuildSummary {
             Some(_) => Outcome::Failed,
             None => Outcome::Building,
         };
-        let tests = if b.validated {
+        let tests = if b.tested.is_some() {
+            // A `kiln test` run: its own per-test outcome.
+            let passed = b.tests.iter().filter(|t| t.passed).count() as u32;
+            Tests {
+                passed: Some(passed),
+                failed: Some(b.tests.len() as u32 - passed),
+            }
+        } else if b.validated {
             Tests {
                 passed: Some(test_count),
                 failed: Some(0),

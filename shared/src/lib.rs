@@ -22,6 +22,7 @@ pub mod state;
 pub mod status;
 pub mod table;
 pub mod time;
+pub mod validation;
 
 pub use event::{EventError, ImageArn, ImageStateChange};
 pub use preset::{Architecture, BaseImage, Preset, PresetError, PresetErrors};

@@ -135,7 +135,7 @@ pub fn build_registry(
                     RegistryEntry {
                         ami_id: ami.clone(),
                         created: created.clone(),
-                        validated: b.validated,
+                        validated: b.validated_now(),
                         size_gb: b.size_gb.or_else(|| size_of(region, ami)),
                         preset: b.preset.clone(),
                         build_version: b.build_version.clone(),
@@ -233,6 +233,7 @@ mod tests {
             validated: true,
             size_gb: Some(30),
             tests: Vec::new(),
+            tested: None,
         }
     }
 

@@ -211,6 +211,11 @@ pub struct AmiRecord {
     pub ami_build_id: Option<String>,
     #[serde(default, with = "time::serde_secs_opt")]
     pub ami_updated_at: Option<DateTime<Utc>>,
+    /// Per-region guard of `amis`: the key of the observation each region's AMI came
+    /// from. A one-off build distributed to some regions (`kiln build --region`) moves
+    /// those alone; absent (records before it existed) means `amiOrderKey`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ami_keys: BTreeMap<String, String>,
     /// The build runners are held on instead of the newest (see [`release`]).
     #[serde(default)]
     pub release: Option<release::Release>,
@@ -252,12 +257,25 @@ impl AmiRecord {
             ami_order_key: None,
             ami_build_id: None,
             ami_updated_at: None,
+            ami_keys: BTreeMap::new(),
             release: None,
             revoked: Vec::new(),
             rev: 0,
             health: None,
             changes: Vec::new(),
         }
+    }
+}
+
+impl AmiRecord {
+    /// Forgets the AMIs of regions not in `regions` (a preset's distribution regions;
+    /// empty: keep all). `amiId` stays the home region's.
+    pub fn keep_regions(&mut self, regions: &[String]) {
+        if regions.is_empty() {
+            return;
+        }
+        self.amis.retain(|r, _| regions.contains(r));
+        self.ami_keys.retain(|r, _| regions.contains(r));
     }
 }
 
@@ -311,14 +329,35 @@ pub fn apply_trusting_until(
     let trusted = |k: &str| trust_until.is_none_or(|limit| !key_after(k, limit));
     let status_advances = current.is_none_or(|c| !trusted(&c.order_key) || key > c.order_key);
     // A revoked build is never pointed at again, even by its own late AVAILABLE.
-    let ami_advances = obs.state == ImageState::Available
+    let usable = obs.state == ImageState::Available
         && !obs.amis.is_empty()
-        && current.is_none_or(|c| !c.is_revoked(&obs.build_id))
+        && current.is_none_or(|c| !c.is_revoked(&obs.build_id));
+    // The newest build: every register it carries moves (build id, time, the guard).
+    let newest_advances = usable
         && current.is_none_or(|c| {
             c.ami_order_key
                 .as_ref()
                 .is_none_or(|k| !trusted(k) || key > *k)
         });
+    // Each region is its own register: a one-off build to one region moves only that
+    // region's AMI, and an older full build still fills regions it is newest for.
+    let regions: Vec<&String> = if usable {
+        obs.amis
+            .keys()
+            .filter(|r| {
+                current.is_none_or(|c| {
+                    !c.amis.contains_key(*r)
+                        || c.ami_keys
+                            .get(*r)
+                            .or(c.ami_order_key.as_ref())
+                            .is_none_or(|k| !trusted(k) || key > *k)
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ami_advances = !regions.is_empty();
     if !status_advances && !ami_advances {
         let duplicate =
             current.is_some_and(|c| c.order_key == key || c.ami_order_key.as_deref() == Some(&key));
@@ -352,13 +391,20 @@ pub fn apply_trusting_until(
             _ => None,
         };
     }
+    for region in &regions {
+        record
+            .amis
+            .insert((*region).clone(), obs.amis[*region].clone());
+        record.ami_keys.insert((*region).clone(), key.clone());
+    }
     if ami_advances {
-        record.amis = obs.amis.clone();
-        record.ami_id = obs
+        record.ami_id = record
             .amis
             .get(&obs.home_region)
-            .or_else(|| obs.amis.values().next())
+            .or_else(|| record.amis.values().next())
             .cloned();
+    }
+    if newest_advances {
         record.ami_build_id = Some(obs.build_id.clone());
         record.ami_updated_at = Some(time::truncate(obs.at));
         record.ami_order_key = Some(key);
@@ -366,6 +412,10 @@ pub fn apply_trusting_until(
         if record.release.as_ref().is_some_and(|r| !r.kind.held()) {
             record.release = None;
         }
+    } else if ami_advances && current.is_some() {
+        // Only region registers moved, not the guard the store's condition checks:
+        // the revision serialises this write against a concurrent one.
+        record.rev += 1;
     }
     Transition::Write {
         record: Box::new(record),

@@ -44,3 +44,32 @@ pub fn bin_dir_and_edge() -> PathBuf {
 pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
+
+/// The real `kiln` with exactly the environment in `env_file` (what `kiln dev` writes),
+/// nothing inherited that could point it elsewhere; add the arguments.
+pub fn kiln_with_env(env_file: &std::path::Path) -> Command {
+    let script = format!(
+        ". '{}' && exec '{}' \"$@\"",
+        env_file.display(),
+        bin("kiln").display()
+    );
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .arg("kiln")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir());
+    command
+}
+
+/// A finished command's exit code and output, for assertion messages.
+pub fn describe(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

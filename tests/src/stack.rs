@@ -4,6 +4,8 @@
 
 use kiln_devstack::stack::{DevError, DevOptions, DevStack};
 use kiln_devstack::{ProcessError, tools_required};
+use std::time::Duration;
+
 use kiln_shared::Preset;
 
 pub async fn start(
@@ -29,4 +31,46 @@ pub async fn start(
 pub fn example_presets() -> Vec<Preset> {
     kiln_infra::presets::load(&kiln_devstack::emulators::kiln_root().join("presets"))
         .expect("example presets")
+}
+
+/// Polls the public `/status` at `url` until every preset is ready; panics after `limit`.
+pub async fn wait_all_ready(url: &str, limit: Duration) -> kiln_shared::StatusReport {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(resp) = reqwest::get(url).await
+            && let Ok(report) = resp.json::<kiln_shared::StatusReport>().await
+            && !report.presets.is_empty()
+            && report
+                .presets
+                .iter()
+                .all(|p| p.status == kiln_shared::PresetStatus::Ready)
+        {
+            return report;
+        }
+        assert!(start.elapsed() < limit, "not ready within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The design's example template (`docs/examples/r-research.yml`, verbatim) beside one
+/// kiln preset `<name>.yaml` with `text`, parsed as one presets directory.
+pub fn design_example_and(name: &str, text: &str) -> Vec<Preset> {
+    use kiln_shared::preset::{PresetSource, parse_all};
+    let root = kiln_devstack::emulators::kiln_root();
+    let template = std::fs::read_to_string(root.join("docs/examples/r-research.yml"))
+        .expect("the design's example");
+    parse_all(
+        "presets",
+        &[
+            PresetSource {
+                file: "presets/r-research.yml".into(),
+                text: template,
+            },
+            PresetSource {
+                file: format!("presets/{name}.yaml"),
+                text: text.into(),
+            },
+        ],
+    )
+    .expect("valid presets")
 }

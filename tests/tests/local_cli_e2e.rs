@@ -7,31 +7,17 @@
 //! a person can act on.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use kiln_devstack::emulators::kiln_root;
 use kiln_devstack::stack::DevStack;
-use kiln_shared::preset::{PresetSource, parse_all};
-use kiln_shared::{PresetStatus, StatusReport};
+use kiln_tests::bins::{describe, kiln_with_env};
 
 fn presets() -> Vec<kiln_shared::Preset> {
-    let template = std::fs::read_to_string(kiln_root().join("docs/examples/r-research.yml"))
-        .expect("the design's example");
-    parse_all(
-        "presets",
-        &[
-            PresetSource {
-                file: "presets/r-research.yml".into(),
-                text: template,
-            },
-            PresetSource {
-                file: "presets/tiny.yaml".into(),
-                text: "name: tiny\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: echo hi\nregions: [us-east-1]\n".into(),
-            },
-        ],
+    kiln_tests::stack::design_example_and(
+        "tiny",
+        "name: tiny\narchitecture: x86_64\nbase_image: ubuntu-24.04\nsetup_script: echo hi\nregions: [us-east-1]\n",
     )
-    .expect("valid presets")
 }
 
 async fn start() -> Option<DevStack> {
@@ -41,51 +27,11 @@ async fn start() -> Option<DevStack> {
     .await
 }
 
-async fn wait_settled(url: &str, limit: Duration) -> StatusReport {
-    let start = Instant::now();
-    loop {
-        if let Ok(resp) = reqwest::get(url).await
-            && let Ok(report) = resp.json::<StatusReport>().await
-            && !report.presets.is_empty()
-            && report
-                .presets
-                .iter()
-                .all(|p| p.status == PresetStatus::Ready)
-        {
-            return report;
-        }
-        assert!(start.elapsed() < limit, "not ready within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// The real `kiln` with exactly the environment `kiln dev` writes (nothing inherited
-/// that could point it elsewhere).
 fn kiln(env_file: &Path, args: &[&str]) -> Output {
-    let script = format!(
-        ". '{}' && exec '{}' \"$@\"",
-        env_file.display(),
-        kiln_tests::bins::bin("kiln").display()
-    );
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("kiln")
+    kiln_with_env(env_file)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
         .output()
         .expect("run kiln")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -108,7 +54,8 @@ async fn kiln_commands_work_against_the_local_stack_with_its_env_file() {
         );
     }
 
-    let report = wait_settled(&stack.status_url(), Duration::from_secs(120)).await;
+    let report =
+        kiln_tests::stack::wait_all_ready(&stack.status_url(), Duration::from_secs(120)).await;
     let names: Vec<&str> = report.presets.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["r-research-arm64", "r-research-x64", "tiny"]);
     // The template's `name` is its display name: in /status and on the page.

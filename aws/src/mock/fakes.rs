@@ -270,6 +270,32 @@ impl ImageBuilderApi for MemImages {
     fn pipeline_enabled<'a>(&'a self, arn: &'a str) -> BoxFut<'a, Result<Option<bool>, AwsError>> {
         Box::pin(async move { Ok(Some(!lock(&self.disabled).iter().any(|d| d == arn))) })
     }
+    fn start_one_off<'a>(
+        &'a self,
+        arn: &'a str,
+        region: &'a str,
+    ) -> BoxFut<'a, Result<String, AwsError>> {
+        Box::pin(async move {
+            let mut started = lock(&self.started);
+            started.push(format!("{arn} to {region}"));
+            Ok(format!("{arn}/one-off/{}", started.len()))
+        })
+    }
+    /// Every known pipeline launches `m7i.large` with profile `kiln-image-builder`.
+    fn infrastructure<'a>(
+        &'a self,
+        arn: &'a str,
+    ) -> BoxFut<'a, Result<Option<crate::images::BuildInfrastructure>, AwsError>> {
+        Box::pin(async move {
+            Ok(lock(&self.pipelines).values().any(|a| a == arn).then(|| {
+                crate::images::BuildInfrastructure {
+                    instance_types: vec!["m7i.large".into()],
+                    instance_profile: Some("kiln-image-builder".into()),
+                    ..Default::default()
+                }
+            }))
+        })
+    }
 }
 
 /// Every pushed report, and the secret each was signed with.

@@ -415,6 +415,100 @@ impl<T: ImageBuilderApi + ?Sized> ImageBuilderApi for Faulty<T> {
             self.inner.pipeline_enabled(pipeline_arn)
         )
     }
+    fn start_one_off<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+        region: &'a str,
+    ) -> BoxFut<'a, Result<String, AwsError>> {
+        faulty!(
+            self,
+            "imagebuilder:CreateImage",
+            self.inner.start_one_off(pipeline_arn, region)
+        )
+    }
+    fn infrastructure<'a>(
+        &'a self,
+        pipeline_arn: &'a str,
+    ) -> BoxFut<'a, Result<Option<crate::images::BuildInfrastructure>, AwsError>> {
+        Box::pin(async move {
+            self.plan.check("imagebuilder:GetImagePipeline").await?;
+            self.plan
+                .check("imagebuilder:GetInfrastructureConfiguration")
+                .await?;
+            self.inner.infrastructure(pipeline_arn).await
+        })
+    }
+}
+
+impl<T: crate::testbed::TestInstances + ?Sized> crate::testbed::TestInstances for Faulty<T> {
+    fn launch<'a>(
+        &'a self,
+        region: &'a str,
+        spec: &'a crate::testbed::LaunchSpec,
+    ) -> BoxFut<'a, Result<String, AwsError>> {
+        faulty!(self, "ec2:RunInstances", self.inner.launch(region, spec))
+    }
+    fn instance_state<'a>(
+        &'a self,
+        region: &'a str,
+        instance: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, AwsError>> {
+        faulty!(
+            self,
+            "ec2:DescribeInstances",
+            self.inner.instance_state(region, instance)
+        )
+    }
+    fn terminate<'a>(
+        &'a self,
+        region: &'a str,
+        instance: &'a str,
+    ) -> BoxFut<'a, Result<(), AwsError>> {
+        faulty!(
+            self,
+            "ec2:TerminateInstances",
+            self.inner.terminate(region, instance)
+        )
+    }
+}
+
+impl<T: crate::testbed::RunCommand + ?Sized> crate::testbed::RunCommand for Faulty<T> {
+    fn agent_online<'a>(
+        &'a self,
+        region: &'a str,
+        instance: &'a str,
+    ) -> BoxFut<'a, Result<bool, AwsError>> {
+        faulty!(
+            self,
+            "ssm:DescribeInstanceInformation",
+            self.inner.agent_online(region, instance)
+        )
+    }
+    fn send<'a>(
+        &'a self,
+        region: &'a str,
+        instance: &'a str,
+        line: &'a str,
+        timeout: Duration,
+    ) -> BoxFut<'a, Result<String, AwsError>> {
+        faulty!(
+            self,
+            "ssm:SendCommand",
+            self.inner.send(region, instance, line, timeout)
+        )
+    }
+    fn result<'a>(
+        &'a self,
+        region: &'a str,
+        command_id: &'a str,
+        instance: &'a str,
+    ) -> BoxFut<'a, Result<Option<crate::testbed::CommandResult>, AwsError>> {
+        faulty!(
+            self,
+            "ssm:GetCommandInvocation",
+            self.inner.result(region, command_id, instance)
+        )
+    }
 }
 
 impl<T: crate::alerts::Alerts + ?Sized> crate::alerts::Alerts for Faulty<T> {

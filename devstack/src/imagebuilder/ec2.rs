@@ -19,14 +19,25 @@ pub(crate) struct Registration {
     pub tags: BTreeMap<String, String>,
 }
 
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     endpoint: &str,
     region: &str,
     params: &[(String, String)],
 ) -> Result<String, String> {
+    call_service(http, endpoint, region, "ec2", params).await
+}
+
+/// A Query API call to `service` (moto routes by the credential scope's service).
+pub(crate) async fn call_service(
+    http: &reqwest::Client,
+    endpoint: &str,
+    region: &str,
+    service: &str,
+    params: &[(String, String)],
+) -> Result<String, String> {
     let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={}/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=00",
+        "AWS4-HMAC-SHA256 Credential={}/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=00",
         crate::emulators::ACCESS_KEY_ID
     );
     let response = http
@@ -35,16 +46,16 @@ async fn call(
         .form(params)
         .send()
         .await
-        .map_err(|e| format!("EC2 endpoint {endpoint} unreachable: {e}"))?;
+        .map_err(|e| format!("{service} endpoint {endpoint} unreachable: {e}"))?;
     let status = response.status();
     let text = response.text().await.map_err(|e| e.to_string())?;
     if !status.is_success() {
-        return Err(format!("EC2 answered {status}: {text}"));
+        return Err(format!("{service} answered {status}: {text}"));
     }
     Ok(text)
 }
 
-fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+pub(crate) fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{tag}>"))? + start;

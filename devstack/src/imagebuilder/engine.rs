@@ -146,8 +146,8 @@ impl Shared {
         pipeline_arn: &str,
         user: bool,
     ) -> Result<String, ImageBuilderError> {
-        let (arn, timing) = {
-            let mut st = self.lock();
+        let (recipe, infrastructure, distribution, pipeline) = {
+            let st = self.lock();
             let pipeline = st.pipelines.get(pipeline_arn).cloned().ok_or_else(|| {
                 ImageBuilderError::NotFound(format!("image pipeline {pipeline_arn} does not exist"))
             })?;
@@ -157,13 +157,57 @@ impl Shared {
                     pipeline.name
                 )));
             }
-            let recipe = st.recipes[&pipeline.recipe_arn].clone();
-            let infrastructure = st.infrastructures[&pipeline.infrastructure_arn].clone();
-            let distribution = pipeline
-                .distribution_arn
-                .as_ref()
-                .and_then(|d| st.distributions.get(d))
-                .cloned();
+            (
+                pipeline.recipe_arn.clone(),
+                pipeline.infrastructure_arn.clone(),
+                pipeline.distribution_arn.clone(),
+                pipeline,
+            )
+        };
+        self.start_image(
+            &recipe,
+            &infrastructure,
+            distribution.as_deref(),
+            Some((&pipeline.arn, &pipeline.name)),
+            user,
+        )
+    }
+
+    /// Starts an image build from a recipe, infrastructure and (optional) distribution
+    /// configuration: a pipeline's execution, or CreateImage (no pipeline).
+    pub(super) fn start_image(
+        self: &Arc<Self>,
+        recipe_arn: &str,
+        infrastructure_arn: &str,
+        distribution_arn: Option<&str>,
+        pipeline: Option<(&str, &str)>,
+        user: bool,
+    ) -> Result<String, ImageBuilderError> {
+        let (arn, timing) = {
+            let mut st = self.lock();
+            let missing = |what: &str, arn: &str| {
+                ImageBuilderError::NotFound(format!("{what} {arn} does not exist"))
+            };
+            let recipe = st
+                .recipes
+                .get(recipe_arn)
+                .cloned()
+                .ok_or_else(|| missing("image recipe", recipe_arn))?;
+            let infrastructure = st
+                .infrastructures
+                .get(infrastructure_arn)
+                .cloned()
+                .ok_or_else(|| missing("infrastructure configuration", infrastructure_arn))?;
+            let distribution = match distribution_arn {
+                Some(d) => Some(
+                    st.distributions
+                        .get(d)
+                        .cloned()
+                        .ok_or_else(|| missing("distribution configuration", d))?,
+                ),
+                None => None,
+            };
+            let (pipeline_arn, pipeline_name) = pipeline.unwrap_or_default();
             let regions = distribution
                 .as_ref()
                 .map_or_else(|| vec![self.region.clone()], |d| d.regions.clone());
@@ -178,7 +222,7 @@ impl Shared {
             );
             let plan = st
                 .knobs
-                .get_mut(&pipeline.name)
+                .get_mut(pipeline_name)
                 .and_then(|k| k.next_builds.pop_front())
                 .unwrap_or_default();
             let now = Utc::now();
@@ -189,8 +233,8 @@ impl Shared {
                 arn: arn.clone(),
                 recipe,
                 build,
-                pipeline_arn: pipeline.arn.clone(),
-                pipeline_name: pipeline.name.clone(),
+                pipeline_arn: pipeline_arn.to_owned(),
+                pipeline_name: pipeline_name.to_owned(),
                 infrastructure,
                 distribution,
                 regions,

@@ -20,7 +20,7 @@
 
 mod api;
 mod arn;
-mod ec2;
+pub(crate) mod ec2;
 mod engine;
 pub mod events;
 pub mod model;

@@ -338,8 +338,6 @@ impl Image {
             "osVersion": "Linux",
             "state": self.state_json(),
             "imageRecipe": self.recipe.to_json(),
-            "sourcePipelineName": self.pipeline_name,
-            "sourcePipelineArn": self.pipeline_arn,
             "infrastructureConfiguration": self.infrastructure.to_json(),
             "imageTestsConfiguration": {"imageTestsEnabled": true, "timeoutMinutes": 720},
             "dateCreated": api_time(self.created),
@@ -349,6 +347,11 @@ impl Image {
         });
         if let Some(d) = &self.distribution {
             v["distributionConfiguration"] = d.to_json();
+        }
+        // CreateImage builds come from no pipeline.
+        if !self.pipeline_arn.is_empty() {
+            v["sourcePipelineName"] = json!(self.pipeline_name);
+            v["sourcePipelineArn"] = json!(self.pipeline_arn);
         }
         v
     }

@@ -60,10 +60,7 @@ impl Document {
     }
 }
 
-/// `'…'` for bash, safe for any text.
-pub fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
+pub use kiln_shared::validation::shell_quote;
 
 fn document(p: &Preset, kind: Kind, phase: &str, steps: Vec<Value>) -> Document {
     Document {

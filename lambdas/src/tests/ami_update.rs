@@ -429,3 +429,39 @@ async fn an_unreadable_runner_config_is_left_alone_and_the_rest_proceeds() {
     );
     assert_eq!(record(&w).await.status, BuildStatus::Ready);
 }
+
+#[tokio::test]
+async fn a_one_off_build_to_one_region_moves_that_regions_runners_only() {
+    let w = setup();
+    put_image(&w, 3, ImageState::Available, "2026-01-27T11:00:00Z");
+    processed(
+        handle_event(
+            &w.deps,
+            event(ImageState::Available, "2026-01-27T11:30:00Z", 3),
+        )
+        .await
+        .unwrap(),
+    );
+    // `kiln build --region eu-west-1`: CreateImage, no source pipeline, one region.
+    put_image(&w, 4, ImageState::Available, "2026-01-27T12:00:00Z");
+    {
+        let mut images = w.images.images.lock().unwrap();
+        let image = images.get_mut(&arn(4)).unwrap();
+        image.source_pipeline_name = None;
+        image.amis.retain(|r, _| r == WEST);
+    }
+    processed(
+        handle_event(
+            &w.deps,
+            event(ImageState::Available, "2026-01-27T12:30:00Z", 4),
+        )
+        .await
+        .unwrap(),
+    );
+    let r = record(&w).await;
+    assert_eq!(r.amis[EAST], "ami-03east", "the other region keeps its AMI");
+    assert_eq!(r.amis[WEST], "ami-04west");
+    assert_eq!(r.ami_id.as_deref(), Some("ami-03east"));
+    assert_eq!(w.configs.value(EAST, PARAM).unwrap()["amiId"], "ami-03east");
+    assert_eq!(w.configs.value(WEST, PARAM).unwrap()["amiId"], "ami-04west");
+}

@@ -33,6 +33,7 @@ fn build(
         validated: outcome == Some(ImageState::Available),
         size_gb: None,
         tests: vec![],
+        tested: None,
     }
 }
 
@@ -91,6 +92,35 @@ fn days_and_uptime_follow_success_failure_recovery() {
     assert_eq!(h.uptime.d7, Some(round4((existed - down) / existed)));
     assert_eq!(h.uptime.d30, h.uptime.d7);
     assert_eq!(h.uptime.d90, h.uptime.d7);
+}
+
+#[test]
+fn a_kiln_test_run_gives_the_build_its_own_test_counts() {
+    let mut builds = sequence();
+    let results = vec![
+        crate::registry::TestResult {
+            name: "a".into(),
+            passed: true,
+            output: Some("ok".into()),
+        },
+        crate::registry::TestResult {
+            name: "b".into(),
+            passed: false,
+            output: Some("inactive".into()),
+        },
+    ];
+    let run =
+        crate::validation::TestRun::new(at("2026-11-04T00:00:00Z"), "us-east-1", "ami-1", &results);
+    builds[0].record_test_run(run, results);
+    let r = Rollup::from_builds("p", &builds, 2, at("2026-11-04T06:00:00Z"));
+    let tested = r.builds.iter().find(|b| b.version == "1.0.0/3").unwrap();
+    assert_eq!(
+        tested.tests,
+        Tests {
+            passed: Some(1),
+            failed: Some(1)
+        }
+    );
 }
 
 #[test]

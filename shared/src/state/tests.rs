@@ -287,3 +287,84 @@ fn a_future_dated_key_is_overwritten_by_a_heal_but_not_by_plain_apply() {
     );
     assert!(key_after(&r.order_key, at(199)) && !key_after(&r.order_key, at(200)));
 }
+
+/// `obs(build, AVAILABLE, secs)` distributed to `region` only (`kiln build --region`).
+fn one_off(build: u32, region: &str, secs: i64) -> Observation {
+    let mut o = obs(build, ImageState::Available, secs);
+    o.amis.retain(|r, _| r == region);
+    o
+}
+
+#[test]
+fn a_one_off_build_to_one_region_keeps_the_other_regions_ami() {
+    let full = obs(1, ImageState::Available, 0);
+    let partial = one_off(2, "eu-west-1", 10);
+    let rec = fold(&[full.clone(), partial.clone()]).unwrap();
+    assert_eq!(rec.amis[HOME], full.amis[HOME], "home keeps build 1");
+    assert_eq!(rec.amis["eu-west-1"], partial.amis["eu-west-1"]);
+    assert_eq!(rec.ami_id.as_deref(), Some(full.amis[HOME].as_str()));
+    assert_eq!(rec.ami_build_id.as_deref(), Some(arn(2).as_str()), "newest");
+    // Delivered the other way round: the late full build fills only the region it is
+    // newest for, and the write bumps the revision (the store's guard did not move).
+    let first = fold(std::slice::from_ref(&partial)).unwrap();
+    let Transition::Write {
+        record,
+        ami_changed,
+    } = apply(Some(&first), &full)
+    else {
+        panic!("the older full build still fills us-east-1")
+    };
+    assert!(ami_changed);
+    assert_eq!(record.rev, first.rev + 1);
+    assert_eq!(record.amis, rec.amis);
+    assert_eq!(record.ami_order_key, rec.ami_order_key);
+    // A newer full build moves every region again.
+    let rec = fold(&[full, partial, obs(3, ImageState::Available, 20)]).unwrap();
+    assert!(
+        rec.amis.values().all(|a| a.ends_with('3')),
+        "{:?}",
+        rec.amis
+    );
+}
+
+proptest! {
+    #[test]
+    fn one_off_builds_converge_in_any_order(
+        builds in proptest::collection::vec((0u8..3, 0i64..4), 1..6),
+        shuffle_seed in any::<u64>(),
+    ) {
+        // Each build: full, or a one-off to HOME or to eu-west-1; times may tie.
+        let mut events = Vec::new();
+        let mut t = 0;
+        for (i, (kind, gap)) in builds.into_iter().enumerate() {
+            t += gap;
+            let build = i as u32 + 1;
+            events.push(match kind {
+                0 => obs(build, ImageState::Available, t),
+                1 => one_off(build, HOME, t),
+                _ => one_off(build, "eu-west-1", t),
+            });
+        }
+        let mut sorted = events.clone();
+        sorted.sort_by_key(Observation::order_key);
+        let without_rev = |r: Option<AmiRecord>| r.map(|r| AmiRecord { rev: 0, ..r });
+        let expected = without_rev(fold(&sorted));
+        let mut delivered = events.clone();
+        let mut s = shuffle_seed | 1;
+        for i in (1..delivered.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            delivered.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(without_rev(fold(&delivered)), expected.clone());
+        // Each region holds the AMI of the newest build that reached it.
+        let rec = expected.unwrap();
+        for region in [HOME, "eu-west-1"] {
+            let newest = events
+                .iter()
+                .filter(|e| e.amis.contains_key(region))
+                .max_by_key(|e| e.order_key())
+                .map(|e| e.amis[region].clone());
+            prop_assert_eq!(rec.amis.get(region).cloned(), newest);
+        }
+    }
+}

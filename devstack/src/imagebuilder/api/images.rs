@@ -265,6 +265,44 @@ pub(super) async fn start_execution(State(s): State<Arc<Shared>>, body: Bytes) -
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct CreateImage {
+    image_recipe_arn: String,
+    infrastructure_configuration_arn: String,
+    #[serde(default)]
+    distribution_configuration_arn: Option<String>,
+    client_token: String,
+}
+
+/// CreateImage: a build of a recipe with no pipeline (a one-off distribution).
+pub(super) async fn create_image(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    unavailable(&s)?;
+    let req: CreateImage = parse(&body)?;
+    arn_param(
+        "imageRecipeArn",
+        &req.image_recipe_arn,
+        ArnKind::ImageRecipe,
+    )?;
+    let key = format!("create:{}:{}", req.image_recipe_arn, req.client_token);
+    let known = s.lock().client_tokens.get(&key).cloned();
+    let arn = match known {
+        Some(arn) => arn,
+        None => {
+            let arn = s.start_image(
+                &req.image_recipe_arn,
+                &req.infrastructure_configuration_arn,
+                req.distribution_configuration_arn.as_deref(),
+                None,
+                true,
+            )?;
+            s.lock().client_tokens.insert(key, arn.clone());
+            arn
+        }
+    };
+    ok(json!({"clientToken": req.client_token, "imageBuildVersionArn": arn}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct CancelImage {
     image_build_version_arn: String,
     client_token: String,

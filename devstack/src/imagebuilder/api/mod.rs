@@ -195,6 +195,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/GetImage", get(images::get_image))
         .route("/StartImagePipelineExecution", put(images::start_execution))
+        .route("/CreateImage", put(images::create_image))
         .route("/CancelImageCreation", put(images::cancel_image_creation));
     aws.merge(control::router())
         .fallback(any(unknown_operation))

@@ -44,6 +44,7 @@ fn build(n: u32, outcome: ImageState) -> BuildRecord {
         validated: true,
         size_gb: None,
         tests: vec![],
+        tested: None,
     }
 }
 
