@@ -115,19 +115,34 @@ pub async fn run(
     op: &Op,
     now: DateTime<Utc>,
 ) -> Result<Done, ReleaseError> {
-    let builds = clients.store.list_builds().await?.items;
     let name = match op {
-        Op::Pin { preset, .. } | Op::Unpin { preset } | Op::Rollback { preset } => preset.clone(),
+        Op::Pin { preset, .. }
+        | Op::Unpin { preset }
+        | Op::Rollback { preset }
+        | Op::Revoke {
+            preset: Some(preset),
+            ..
+        } => preset.clone(),
+        // Only a revoke without --preset reads every preset's builds.
         Op::Revoke {
-            version, preset, ..
-        } => preset_of(&builds, version, preset.as_deref())?,
+            version,
+            preset: None,
+            ..
+        } => preset_of(&clients.store.list_builds().await?.items, version)?,
     };
+    // The preset's own history (one query on its key prefix), read after everything a
+    // decision depends on was written: the same items `kiln list` and reconcile see.
+    let builds: Vec<BuildRecord> = clients.store.list_builds_of(&name).await?.items;
+    if let Op::Revoke { version, .. } = op
+        && !builds.iter().any(|b| &b.build_version == version)
+    {
+        return Err(ReleaseError::UnknownVersion(version.clone()));
+    }
     let item = clients
         .store
         .get_preset(&name)
         .await?
         .ok_or_else(|| ReleaseError::UnknownPreset(name.clone()))?;
-    let builds: Vec<BuildRecord> = builds.into_iter().filter(|b| b.preset == name).collect();
     let home = item.home_region.clone();
     let (record, changed) = update_ami(clients.store.as_ref(), &name, |current| {
         let control = match op {
@@ -201,15 +216,10 @@ async fn follow(
 }
 
 /// The preset a build version belongs to.
-fn preset_of(
-    builds: &[BuildRecord],
-    version: &str,
-    preset: Option<&str>,
-) -> Result<String, ReleaseError> {
+fn preset_of(builds: &[BuildRecord], version: &str) -> Result<String, ReleaseError> {
     let mut presets: Vec<&str> = builds
         .iter()
         .filter(|b| b.build_version == version)
-        .filter(|b| preset.is_none_or(|p| b.preset == p))
         .map(|b| b.preset.as_str())
         .collect();
     presets.sort();
@@ -309,3 +319,6 @@ impl Releases {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -134,18 +134,18 @@ async fn kiln_test_runs_the_validation_tests_on_a_short_lived_instance_and_recor
 
     // `kiln build --region`: a one-off build distributed to one region. Runners there
     // move to it; the other regions keep theirs; the pipeline is untouched.
-    let out = kiln(
-        &env_file,
-        &[
+    let one_off_build = |extra: &[&str]| {
+        let build = [
             "build",
             "r-research",
             "--architecture",
             "x86_64",
             "--region",
             "us-east-2",
-            "--dry-run",
-        ],
-    );
+        ];
+        kiln(&env_file, &[&build[..], extra].concat())
+    };
+    let out = one_off_build(&["--dry-run"]);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("distributed to us-east-2 only"),
@@ -153,21 +153,7 @@ async fn kiln_test_runs_the_validation_tests_on_a_short_lived_instance_and_recor
         describe(&out)
     );
     let before = registry["templates"]["r-research"]["amis"].clone();
-    let out = kiln(
-        &env_file,
-        &[
-            "build",
-            "r-research",
-            "--architecture",
-            "x86_64",
-            "--region",
-            "us-east-2",
-            "--wait",
-            "--json",
-            "--interval",
-            "200ms",
-        ],
-    );
+    let out = one_off_build(&["--wait", "--json", "--interval", "200ms"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let summary: Value = String::from_utf8_lossy(&out.stdout)
         .lines()

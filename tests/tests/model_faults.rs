@@ -1105,7 +1105,19 @@ impl Worker<'_> {
         };
         let result = release::run(&self.clean.clients(), "spot-runner", &op, Utc::now()).await;
         let after = self.read_record(name).await?;
-        let context = format!("probe {probe:?}: record before {before:?}\n  after {after:?}");
+        // The history as the model read it: (version, outcome, finished, AMIs).
+        let seen: Vec<_> = arns
+            .iter()
+            .map(|a| {
+                history.get(a).map(|b| {
+                    let end = b.ended_at.map(time::format);
+                    (&b.build_version, b.outcome, end, b.amis.len())
+                })
+            })
+            .collect();
+        let context = format!(
+            "probe {probe:?}: history {seen:?}\n  record before {before:?}\n  after {after:?}"
+        );
         match (expect, result) {
             (Err(why), Err(e)) if refusal(&e) == Some(why) => {
                 stats.refused += 1;
