@@ -17,6 +17,16 @@ pub async fn load_builds(store: &dyn StateStore) -> Result<Listing<BuildRecord>,
     Ok(builds)
 }
 
+/// One preset's builds (one query on its key prefix), newest first.
+pub async fn load_builds_of(
+    store: &dyn StateStore,
+    preset: &str,
+) -> Result<Listing<BuildRecord>, AwsError> {
+    let mut builds = store.list_builds_of(preset).await?;
+    sort_newest_first(&mut builds);
+    Ok(builds)
+}
+
 pub fn sort_newest_first(builds: &mut [BuildRecord]) {
     builds.sort_by(|a, b| {
         (b.started_at, &b.preset, &b.build_version).cmp(&(
@@ -76,7 +86,7 @@ pub fn render_table(builds: &[BuildRecord]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header([
-        "preset", "arch", "version", "status", "started", "ended", "region", "AMI",
+        "preset", "arch", "version", "status", "tests", "started", "ended", "region", "AMI",
     ]);
     for b in builds {
         let regions: Vec<(String, String)> = if b.amis.is_empty() {
@@ -98,6 +108,7 @@ pub fn render_table(builds: &[BuildRecord]) -> String {
                     .unwrap_or_else(|| "-".into()),
                 b.build_version.clone(),
                 status.clone(),
+                tests_column(b),
                 time::format(b.started_at),
                 b.ended_at.map(time::format).unwrap_or_else(|| "-".into()),
                 region,
@@ -106,6 +117,24 @@ pub fn render_table(builds: &[BuildRecord]) -> String {
         }
     }
     format!("{table}\n")
+}
+
+/// The validation tests' outcome: `kiln test`'s last run (passed of total, when), else
+/// the pipeline's TEST phase, else unknown.
+fn tests_column(b: &BuildRecord) -> String {
+    match &b.tested {
+        Some(run) => {
+            let passed = b.tests.iter().filter(|t| t.passed).count();
+            format!(
+                "{} {passed}/{} (kiln test {})",
+                if run.passed { "passed" } else { "FAILED" },
+                b.tests.len(),
+                time::format(run.at)
+            )
+        }
+        None if b.validated => "passed (pipeline)".into(),
+        None => "-".into(),
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +174,35 @@ mod tests {
             .map(|b| format!("{}#{}", b.preset, b.build_version))
             .collect();
         assert_eq!(order, ["q#1.0.0/1", "p#1.0.0/2", "p#1.0.0/1"]);
+    }
+
+    #[test]
+    fn the_table_shows_each_builds_test_outcome() {
+        let untested = build("p", "1.0.0/1", "2026-01-01T00:00:00Z");
+        let mut pipeline = build("p", "1.0.0/2", "2026-01-02T00:00:00Z");
+        pipeline.validated = true;
+        let mut tested = build("p", "1.0.0/3", "2026-01-03T00:00:00Z");
+        let result = |name: &str, passed| kiln_shared::registry::TestResult {
+            name: name.into(),
+            passed,
+            output: None,
+        };
+        tested.tests = vec![result("sshd", true), result("rstudio", false)];
+        tested.tested = Some(kiln_shared::validation::TestRun::new(
+            time::parse("2026-01-04T10:00:00Z").unwrap(),
+            "us-east-1",
+            "ami-1",
+            &tested.tests,
+        ));
+        let table = render_table(&[untested, pipeline, tested]);
+        let rows: Vec<&str> = table.lines().filter(|l| l.contains(" p ")).collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        assert!(rows[0].contains(" - "), "{table}");
+        assert!(rows[1].contains("passed (pipeline)"), "{table}");
+        assert!(
+            rows[2].contains("FAILED 1/2 (kiln test 2026-01-04T10:00:00Z)"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -203,12 +203,12 @@ async fn run(cli: Cli, target: Option<String>) -> Result<ExitCode> {
         }
         Command::List { preset, json, .. } => {
             let (clients, _) = aws::clients(&aws).await?;
-            let listing = history::load_builds(clients.store.as_ref()).await?;
+            let listing = match &preset {
+                Some(p) => history::load_builds_of(clients.store.as_ref(), p).await?,
+                None => history::load_builds(clients.store.as_ref()).await?,
+            };
             warn_unreadable(&listing.unreadable);
-            let mut builds = listing.items;
-            if let Some(p) = &preset {
-                builds.retain(|b| &b.preset == p);
-            }
+            let builds = listing.items;
             if json {
                 println!("{}", serde_json::to_string_pretty(&builds)?);
             } else if builds.is_empty() {

@@ -16,7 +16,7 @@ use kiln_shared::state::{AmiRecord, BuildStatus, key_after};
 use crate::Deps;
 use crate::observe::{HandlerError, Outcome, observation, observe, sync_configs};
 use crate::snapshot::push_snapshot;
-use kiln_aws::images::newest;
+use kiln_aws::images::{ImageSummary, newest};
 
 /// What a reconciliation run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -159,20 +159,38 @@ pub async fn reconcile_preset(
         );
         return Ok(None);
     };
-    let images = deps.images.list_pipeline_images(pipeline).await?;
+    let mut images = deps.images.list_pipeline_images(pipeline).await?;
     // The list is eventually consistent: if it does not show the build the record is
     // about yet, its "newest" is older than what events already said. Wait for it —
-    // unless the record is dated beyond the allowed skew: its build may never exist.
+    // unless the record is dated beyond the allowed skew: its build may never exist —
+    // or the build is a one-off (`kiln build --region`: CreateImage, no source
+    // pipeline), which no pipeline lists: it competes with the list by dateCreated.
     if let Some(current) = &record.build_id
         && !future_dated(record, deps.config.trust_until(now))
         && !images.iter().any(|i| &i.arn == current)
     {
-        tracing::info!(
-            preset = preset_name,
-            build = current,
-            "image list lags behind the record; skipped"
-        );
-        return Ok(None);
+        match deps.images.get_image(current).await? {
+            Some(one_off)
+                if one_off
+                    .source_pipeline_name
+                    .as_deref()
+                    .is_none_or(str::is_empty) =>
+            {
+                images.push(ImageSummary {
+                    arn: one_off.arn,
+                    date_created: one_off.date_created,
+                    state: one_off.state,
+                });
+            }
+            _ => {
+                tracing::info!(
+                    preset = preset_name,
+                    build = current,
+                    "image list lags behind the record; skipped"
+                );
+                return Ok(None);
+            }
+        }
     }
     let Some(latest) = newest(&images) else {
         tracing::info!(preset = preset_name, "pipeline has no images yet");

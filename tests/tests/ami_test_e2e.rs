@@ -120,6 +120,12 @@ async fn kiln_test_runs_the_validation_tests_on_a_short_lived_instance_and_recor
     assert_eq!(steps[3]["name"], "python");
     assert_eq!(steps[3]["output"], "Python 3.12");
     assert_eq!(steps[7]["verdict"], "passed");
+    let out = kiln(&env_file, &["list", "--preset", "py-lab"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("passed 2/2 (kiln test "),
+        "{}",
+        describe(&out)
+    );
 
     let out = kiln(&env_file, &["registry", "export"]);
     assert!(out.status.success(), "{}", describe(&out));

@@ -125,18 +125,24 @@ async fn binaries_run_under_the_local_lambda_runtime() {
     let ready = ready.expect("ami-update made the record ready");
     let image = ib.image(&image.arn).unwrap();
     assert_eq!(ready.amis, image.amis);
+    // The record is written first, then the runner configs: the config follows shortly.
     let ssm = aws_sdk_ssm::Client::new(&aws.moto_config("eu-west-1"));
-    let west = ssm
-        .get_parameter()
-        .name("/spot-runner/configs/linux-x64")
-        .send()
-        .await
-        .unwrap();
-    let west: Value = serde_json::from_str(west.parameter.unwrap().value().unwrap()).unwrap();
-    assert_eq!(
-        west["amiId"].as_str(),
-        image.amis.get("eu-west-1").map(String::as_str)
-    );
+    let want = image.amis.get("eu-west-1").cloned();
+    let mut west = Value::Null;
+    for _ in 0..100 {
+        let out = ssm
+            .get_parameter()
+            .name("/spot-runner/configs/linux-x64")
+            .send()
+            .await
+            .unwrap();
+        west = serde_json::from_str(out.parameter.unwrap().value().unwrap()).unwrap();
+        if west["amiId"].as_str() == want.as_deref() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(west["amiId"].as_str(), want.as_deref(), "{west}");
     assert!(
         ami_update.invocation_count() >= 4,
         "BUILDING, TESTING, DISTRIBUTING, AVAILABLE"

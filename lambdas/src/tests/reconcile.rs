@@ -130,3 +130,78 @@ async fn reconcile_waits_when_the_image_list_lags_behind_the_record() {
     after.rev = before.rev;
     assert_eq!(after, before);
 }
+
+/// `kiln build --region`: a CreateImage build, no source pipeline, distributed to one
+/// region, so it is in no pipeline's image list.
+fn one_off(w: &World, build: u32, state: ImageState, created: &str) {
+    put_image(w, build, state, created);
+    let mut images = w.images.images.lock().unwrap();
+    let image = images.get_mut(&arn(build)).unwrap();
+    image.source_pipeline_name = None;
+    image.amis.retain(|r, _| r == WEST);
+    drop(images);
+    w.images
+        .lists
+        .lock()
+        .unwrap()
+        .values_mut()
+        .for_each(|l| l.retain(|s| s.arn != arn(build)));
+}
+
+#[tokio::test]
+async fn a_one_off_build_whose_available_was_lost_is_reconciled_not_waited_for() {
+    let w = setup();
+    deliver(
+        &w,
+        3,
+        ImageState::Available,
+        "2026-01-27T11:00:00Z",
+        "2026-01-27T11:30:00Z",
+    )
+    .await;
+    one_off(&w, 4, ImageState::Building, "2026-01-27T12:00:00Z");
+    handle_event(
+        &w.deps,
+        event(ImageState::Building, "2026-01-27T12:00:10Z", 4),
+    )
+    .await
+    .unwrap();
+    // It finishes; its AVAILABLE is lost. The pipeline's list never shows it: that is
+    // not a lagging list.
+    one_off(&w, 4, ImageState::Available, "2026-01-27T12:00:00Z");
+    let report = crate::reconcile::reconcile(&w.deps, t("2026-01-27T13:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(report.corrected, vec!["linux-x64".to_owned()]);
+    let r = record(&w).await;
+    assert_eq!(r.status, BuildStatus::Ready);
+    assert_eq!(r.amis[WEST], "ami-04west");
+    assert_eq!(r.amis[EAST], "ami-03east", "the other region keeps its AMI");
+    assert_eq!(w.configs.value(WEST, PARAM).unwrap()["amiId"], "ami-04west");
+    assert_eq!(w.configs.value(EAST, PARAM).unwrap()["amiId"], "ami-03east");
+    let build = w
+        .store
+        .get_build(&kiln_shared::build::build_job_id("linux-x64", "1.0.42/4"))
+        .await
+        .unwrap()
+        .expect("BUILD item");
+    assert_eq!(build.record.outcome, Some(ImageState::Available));
+
+    // Nothing left to do; the pipeline's older image does not win by being listed.
+    let again = crate::reconcile::reconcile(&w.deps, t("2026-01-27T14:00:00Z"))
+        .await
+        .unwrap();
+    assert!(again.corrected.is_empty(), "{again:?}");
+    assert_eq!(record(&w).await.amis, r.amis);
+
+    // A pipeline build created after the one-off supersedes it everywhere.
+    deliver(
+        &w,
+        5,
+        ImageState::Available,
+        "2026-01-27T15:00:00Z",
+        "2026-01-27T15:30:00Z",
+    )
+    .await;
+    assert_eq!(record(&w).await.amis[WEST], "ami-05west");
+}

@@ -181,12 +181,27 @@ fn finished(b: &BuildRecord) -> DateTime<Utc> {
 /// Builds order by when they finished, then by version, numerically (`1.0.0/10` after
 /// `1.0.0/9`): two builds finished in the same second still have a before and after.
 fn order(b: &BuildRecord) -> (DateTime<Utc>, Vec<u64>) {
-    let version = b
-        .build_version
+    (finished(b), version_key(b))
+}
+
+fn version_key(b: &BuildRecord) -> Vec<u64> {
+    b.build_version
         .split(['.', '/'])
         .map(|p| p.parse().unwrap_or(0))
-        .collect();
-    (finished(b), version)
+        .collect()
+}
+
+/// Where the build runners use now stands in [`order`]. Its history item may lack an
+/// end (the terminal write was lost; reconcile heals it later) while the record already
+/// holds its AMIs: it finished when the record saw them, not when it started (a build
+/// can start before the previous one ends). `None`: not in the history.
+fn current_order(record: &AmiRecord, builds: &[BuildRecord]) -> Option<(DateTime<Utc>, Vec<u64>)> {
+    let current = record.current();
+    let b = builds
+        .iter()
+        .find(|b| Some(b.build_id.as_str()) == current.build_id)?;
+    let end = b.ended_at.or(current.built_at).unwrap_or(b.started_at);
+    Some((end, version_key(b)))
 }
 
 fn release_of(b: &BuildRecord, kind: ReleaseKind, home: &str, at: DateTime<Utc>) -> Release {
@@ -371,7 +386,7 @@ pub fn rollback_target<'a>(
     builds: &'a [BuildRecord],
 ) -> Option<&'a BuildRecord> {
     let now_on = current.current().build_id;
-    let before = now_on.and_then(|id| builds.iter().find(|b| b.build_id == id).map(order));
+    let before = current_order(current, builds);
     let known = before.is_some();
     newest_good(current, builds, before, now_on).filter(|_| known || now_on.is_none())
 }
@@ -424,11 +439,7 @@ fn settle(
         return Ok(());
     }
     // Without its build item: whatever finished before the record saw its AMI.
-    let before = builds
-        .iter()
-        .find(|b| b.build_id == on)
-        .map(order)
-        .or(next.ami_updated_at.map(|t| (t, Vec::new())));
+    let before = current_order(next, builds).or(next.ami_updated_at.map(|t| (t, Vec::new())));
     match newest_good(next, builds, before, Some(&on)) {
         Some(fallback) => {
             next.release = Some(release_of(fallback, ReleaseKind::Revoked, home_region, at));

@@ -254,3 +254,20 @@ fn builds_finished_in_the_same_second_still_have_a_before_and_after() {
     let revoked = written(revoke(&r, &builds, "1.0.0/10", HOME, at(21_000)));
     assert_eq!(revoked.current().ami_id, Some(amis(9)[HOME].as_str()));
 }
+
+#[test]
+fn the_current_build_without_an_end_in_the_history_finished_when_the_record_saw_it() {
+    // Build 3 started before build 2 ended (a manual start beside a scheduled one); its
+    // AVAILABLE reached the record but its history write was lost (no end yet).
+    let (r, mut builds) = world();
+    builds[2].started_at = at(2_100);
+    builds[2].ended_at = None;
+    builds[2].outcome = None;
+    builds[2].amis.clear();
+    assert_eq!(r.current().ami_id, Some(amis(3)[HOME].as_str()));
+    let back = written(rollback(&r, &builds, HOME, at(9_000)));
+    assert_eq!(back.current().ami_id, Some(amis(2)[HOME].as_str()));
+    // Revoking it (it is found by version) falls back to build 2, not to build 1.
+    let revoked = written(revoke(&r, &builds, "1.0.0/3", HOME, at(9_000)));
+    assert_eq!(revoked.current().ami_id, Some(amis(2)[HOME].as_str()));
+}
