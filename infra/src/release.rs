@@ -115,24 +115,30 @@ pub async fn run(
     op: &Op,
     now: DateTime<Utc>,
 ) -> Result<Done, ReleaseError> {
-    let name = match op {
+    // The preset's own history: one query on its key prefix. Only a revoke without
+    // --preset reads every preset's builds, to find the preset, and keeps its share.
+    let (name, builds): (String, Vec<BuildRecord>) = match op {
         Op::Pin { preset, .. }
         | Op::Unpin { preset }
         | Op::Rollback { preset }
         | Op::Revoke {
             preset: Some(preset),
             ..
-        } => preset.clone(),
-        // Only a revoke without --preset reads every preset's builds.
+        } => (
+            preset.clone(),
+            clients.store.list_builds_of(preset).await?.items,
+        ),
         Op::Revoke {
             version,
             preset: None,
             ..
-        } => preset_of(&clients.store.list_builds().await?.items, version)?,
+        } => {
+            let all = clients.store.list_builds().await?.items;
+            let name = preset_of(&all, version)?;
+            let builds = all.into_iter().filter(|b| b.preset == name).collect();
+            (name, builds)
+        }
     };
-    // The preset's own history (one query on its key prefix), read after everything a
-    // decision depends on was written: the same items `kiln list` and reconcile see.
-    let builds: Vec<BuildRecord> = clients.store.list_builds_of(&name).await?.items;
     if let Op::Revoke { version, .. } = op
         && !builds.iter().any(|b| &b.build_version == version)
     {

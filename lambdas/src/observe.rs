@@ -186,10 +186,12 @@ async fn record_build(
     obs: &Observation,
     preset: &PresetItem,
 ) -> Result<bool, HandlerError> {
-    let tests: Vec<String> = preset
-        .preset()
-        .map(|p| p.validation_tests.into_iter().map(|t| t.name).collect())
-        .unwrap_or_default();
+    let tests = || -> Vec<String> {
+        preset
+            .preset()
+            .map(|p| p.validation_tests.into_iter().map(|t| t.name).collect())
+            .unwrap_or_default()
+    };
     let Some(arn) = ImageArn::parse(&obs.build_id) else {
         return Ok(false);
     };
@@ -197,7 +199,7 @@ async fn record_build(
     let job_id = build_job_id(&obs.preset, &version);
     let written = update_build(deps.store.as_ref(), &job_id, MAX_CAS_ATTEMPTS, |current| {
         let mut next = apply_build(current, obs, &version)?;
-        next.infer_passed_tests(&tests);
+        next.infer_passed_tests(tests);
         Some(next)
     })
     .await?;

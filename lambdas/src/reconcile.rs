@@ -165,22 +165,24 @@ pub async fn reconcile_preset(
     // unless the record is dated beyond the allowed skew: its build may never exist —
     // or the build is a one-off (`kiln build --region`: CreateImage, no source
     // pipeline), which no pipeline lists: it competes with the list by dateCreated.
+    let mut one_off = None;
     if let Some(current) = &record.build_id
         && !future_dated(record, deps.config.trust_until(now))
         && !images.iter().any(|i| &i.arn == current)
     {
         match deps.images.get_image(current).await? {
-            Some(one_off)
-                if one_off
+            Some(image)
+                if image
                     .source_pipeline_name
                     .as_deref()
                     .is_none_or(str::is_empty) =>
             {
                 images.push(ImageSummary {
-                    arn: one_off.arn,
-                    date_created: one_off.date_created,
-                    state: one_off.state,
+                    arn: image.arn.clone(),
+                    date_created: image.date_created,
+                    state: image.state,
                 });
+                one_off = Some(image);
             }
             _ => {
                 tracing::info!(
@@ -196,8 +198,13 @@ pub async fn reconcile_preset(
         tracing::info!(preset = preset_name, "pipeline has no images yet");
         return Ok(None);
     };
-    let Some(image) = deps.images.get_image(&latest.arn).await? else {
-        return Ok(None);
+    // The one-off was just read: no second GetImage when it is the newest.
+    let image = match one_off.filter(|i| i.arn == latest.arn) {
+        Some(image) => image,
+        None => match deps.images.get_image(&latest.arn).await? {
+            Some(image) => image,
+            None => return Ok(None),
+        },
     };
     let Some(state) = image.state else {
         return Ok(None);

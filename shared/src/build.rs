@@ -60,13 +60,14 @@ impl BuildRecord {
 
     /// A build whose TEST phase passed passed each of `tests` (Image Builder fails the
     /// phase on the first failing one and reports no per-test outcome of its own); kept
-    /// until a `kiln test` run gives results with output.
-    pub fn infer_passed_tests(&mut self, tests: &[String]) {
+    /// until a `kiln test` run gives results with output. `tests` (the names) is only
+    /// asked for then: the caller need not decode the preset for every event.
+    pub fn infer_passed_tests(&mut self, tests: impl FnOnce() -> Vec<String>) {
         if self.validated && self.tests.is_empty() && self.tested.is_none() {
-            self.tests = tests
-                .iter()
+            self.tests = tests()
+                .into_iter()
                 .map(|name| crate::registry::TestResult {
-                    name: name.clone(),
+                    name,
                     passed: true,
                     output: None,
                 })
@@ -235,7 +236,7 @@ mod tests {
             "1.0.0/1",
         )
         .unwrap();
-        r.infer_passed_tests(&names);
+        r.infer_passed_tests(|| names.to_vec());
         assert!(r.tests.is_empty(), "not past TESTING yet");
         let mut r = apply_build(
             Some(&r),
@@ -243,7 +244,7 @@ mod tests {
             "1.0.0/1",
         )
         .unwrap();
-        r.infer_passed_tests(&names);
+        r.infer_passed_tests(|| names.to_vec());
         assert_eq!(r.tests.len(), 2);
         assert!(r.tests.iter().all(|t| t.passed && t.output.is_none()));
         let failed = vec![crate::registry::TestResult {
@@ -256,7 +257,7 @@ mod tests {
             crate::validation::TestRun::new(at, "us-east-1", "ami-1", &failed),
             failed.clone(),
         );
-        r.infer_passed_tests(&names);
+        r.infer_passed_tests(|| names.to_vec());
         assert_eq!(
             r.tests, failed,
             "a later event does not overwrite a test run"
